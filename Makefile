@@ -19,7 +19,6 @@ HF_DATASETS_OFFLINE  ?= 1
 export HF_HUB_OFFLINE TRANSFORMERS_OFFLINE HF_DATASETS_OFFLINE
 export TOKENIZERS_PARALLELISM = false
 export PYTHONWARNINGS = ignore::DeprecationWarning,ignore::FutureWarning
-export MPLBACKEND = Agg
 
 .PHONY: setup data models run test report clean
 

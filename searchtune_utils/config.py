@@ -128,3 +128,32 @@ def peak_memory_gb() -> float:
         return peak / (1024 ** 3 if sys.platform == "darwin" else 1024 ** 2)
     except Exception:  # pragma: no cover - Windows
         return 0.0
+
+
+def quiet_notebook() -> None:
+    """Keep notebook outputs readable: no progress bars from downloads/weight loading, no
+    deprecation or future-API warning walls (library API drift is documented in the README).
+    Training progress is shown as a loss curve instead of a progress bar."""
+    import logging
+    import warnings
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", message=".*IProgress not found.*")
+    try:
+        from tqdm import TqdmWarning
+
+        warnings.filterwarnings("ignore", category=TqdmWarning)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import transformers
+
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+    for name in ("sentence_transformers", "datasets", "peft", "trl", "accelerate", "httpx"):
+        logging.getLogger(name).setLevel(logging.ERROR)

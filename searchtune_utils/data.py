@@ -267,3 +267,66 @@ def load_generation_jsonl(path: str | Path) -> list[dict]:
                                   "cite only passages that are in the record")
         out.append(rec)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Choosing a dataset and cutting it to a profile's size
+BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{}.zip"
+
+
+def get_dataset(name_or_path: str | Path, data_dir: str | Path | None = None) -> Path:
+    """Return the folder of a BEIR-format dataset.
+
+    ``name_or_path`` is a local folder (returned as is), a folder name under ``data/`` (the
+    built-in ``"pydocs"``), or the name of a public BEIR set
+    (``scifact``, ``nfcorpus``, ``fiqa`` ...), downloaded once into ``data/beir/<name>`` with
+    ``beir.util.download_and_unzip``. Offline, a missing BEIR set raises one clear error.
+    """
+    from .config import DATA_DIR, hub_offline
+
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    if (DATA_DIR / str(name_or_path) / "corpus.jsonl").exists():  # e.g. "pydocs"
+        return DATA_DIR / str(name_or_path)
+    if "/" in str(name_or_path) or "\\" in str(name_or_path):
+        raise FileNotFoundError(f"Dataset folder {name_or_path} does not exist. Build the built-in set with "
+                                "`python -m searchtune_utils.build_pydocs` or point to a BEIR-format folder.")
+    target = Path(data_dir or DATA_DIR / "beir") / str(name_or_path)
+    if (target / "corpus.jsonl").exists():
+        return target
+    if hub_offline():
+        raise FileNotFoundError(
+            f"BEIR dataset {name_or_path!r} is not on disk ({target}) and downloads are switched off "
+            "(HF_HUB_OFFLINE=1). Use the built-in `data/pydocs` (cpu/smoke profiles), or run once "
+            "with network access and HF_HUB_OFFLINE=0 to download it, or unzip it there yourself.")
+    from beir import util
+
+    util.download_and_unzip(BEIR_URL.format(name_or_path), str(target.parent))
+    return target
+
+
+def subsample(corpus: dict, queries: dict, qrels: dict[str, dict], max_queries: int | None = None,
+              max_corpus: int | None = None, seed: int = 42):
+    """Cut a dataset to a profile's size, deterministically (stable hashes of ids and ``seed``).
+
+    Keeps at most ``max_queries`` queries per split, every passage judged for a kept query, and
+    fills the corpus with other passages up to ``max_corpus`` (so the search stays a real search
+    among distractors). ``None`` keeps everything. Returns ``(corpus, queries, qrels)``.
+    """
+    def order(ids):
+        return sorted(ids, key=lambda i: stable_hash(f"{seed}|{i}"))
+
+    new_qrels = {}
+    for split, qr in qrels.items():
+        keep = order(qr)[:max_queries] if max_queries else list(qr)
+        new_qrels[split] = {q: qr[q] for q in sorted(keep)}
+    kept_q = {q for qr in new_qrels.values() for q in qr}
+    if max_corpus:
+        needed = {d for qr in new_qrels.values() for docs in qr.values() for d in docs}
+        others = [d for d in order(corpus) if d not in needed]
+        keep_docs = needed | set(others[: max(0, max_corpus - len(needed))])
+        new_corpus = {d: corpus[d] for d in corpus if d in keep_docs}
+    else:
+        new_corpus = corpus
+    return new_corpus, {q: t for q, t in queries.items() if q in kept_q}, new_qrels

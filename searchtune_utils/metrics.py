@@ -1,0 +1,167 @@
+"""Ranking metrics for the notebooks, computed with ``pytrec_eval`` (the trec_eval C code).
+
+Shapes (BEIR style)::
+
+    qrels = {qid: {doc_id: grade}}      # grade >= 1 means relevant, 0 means judged not relevant
+    run   = {qid: {doc_id: score}}      # higher score = better
+
+Metric names are ``"<name>@<k>"`` for any positive integer ``k``:
+
+* ``nDCG@k``   – trec_eval ``ndcg_cut.k``: gain = grade, discount = 1/log2(rank + 1),
+  divided by the ideal DCG of the judged documents.
+* ``recall@k`` – trec_eval ``recall.k``: relevant documents in the top k / all relevant documents.
+* ``P@k``      – trec_eval ``P.k``: relevant documents in the top k / k (always divided by k).
+* ``MRR@k``    – 1 / rank of the first relevant document if it is within the top k, else 0
+  (trec_eval ``recip_rank`` on the run cut to its top k; ``recip_rank`` alone has no cutoff).
+
+Ordering and ties: like trec_eval, a run is ordered by score (descending) and equal scores by
+doc id in *descending* string order (``"b"`` before ``"a"``). :func:`ranked` applies the same
+order, so MRR@k and :func:`rank_of_first_relevant` agree with pytrec_eval.
+"""
+from __future__ import annotations
+
+import re
+import statistics
+
+import pandas as pd
+import pytrec_eval
+
+METRICS = ("nDCG@10", "recall@10", "recall@40", "MRR@10", "P@3")
+
+# our name (lower case) -> pytrec_eval measure family
+_FAMILIES = {"ndcg": "ndcg_cut", "recall": "recall", "p": "P", "mrr": "recip_rank"}
+_NAME = re.compile(r"^\s*(ndcg|recall|p|mrr)\s*@\s*(\d+)\s*$", re.IGNORECASE)
+
+
+def parse_metric(name: str) -> tuple[str, int]:
+    """Split a metric name such as ``"nDCG@10"`` into ``("ndcg", 10)`` (family lower-cased).
+
+    Raises ValueError for names other than nDCG@k, recall@k, P@k, MRR@k with k >= 1.
+    """
+    match = _NAME.match(name)
+    if not match or int(match.group(2)) < 1:
+        raise ValueError(f"Unknown metric {name!r}: use nDCG@k, recall@k, P@k or MRR@k "
+                         f"with a positive integer k, e.g. {', '.join(METRICS)}")
+    return match.group(1).lower(), int(match.group(2))
+
+
+def ranked(doc_scores: dict[str, float]) -> list[str]:
+    """Doc ids of one query's run, best first, in trec_eval order.
+
+    In: ``{doc_id: score}``. Out: list of doc ids sorted by score descending, then doc id
+    descending (trec_eval's tie-break).
+    """
+    return [d for d, _ in sorted(doc_scores.items(), key=lambda x: (float(x[1]), x[0]), reverse=True)]
+
+
+def _clean_run(run: dict, qids, k: int | None = None) -> dict[str, dict[str, float]]:
+    """The run for ``qids`` only, scores as Python floats, optionally cut to each query's top ``k``.
+
+    Queries absent from ``run`` get an empty ranking (so they score 0).
+    """
+    out = {}
+    for qid in qids:
+        docs = run.get(qid) or {}
+        keep = ranked(docs)[:k] if k is not None else docs
+        out[qid] = {str(d): float(docs[d]) for d in keep}
+    return out
+
+
+def evaluate_run(qrels: dict, run: dict, metrics=METRICS, per_query: bool = False):
+    """Score a run against qrels.
+
+    In: ``qrels`` ``{qid: {doc_id: grade}}``, ``run`` ``{qid: {doc_id: score}}``, metric names
+    (see module doc; any k), ``per_query``.
+    Out: ``{metric: mean}`` (floats in 0..1, in the order of ``metrics``) or, with
+    ``per_query=True``, a DataFrame indexed by query id (index name ``qid``), one column per
+    metric.
+
+    Only queries present in ``qrels`` count; run queries without qrels are ignored. A query in
+    ``qrels`` with no run entry (or an empty one) scores 0 on every metric, and so does a query
+    whose judgements are all grade 0 (it has nothing relevant to find). Ties are broken as in
+    trec_eval: equal scores are ordered by doc id descending.
+    """
+    metrics = list(metrics)
+    parsed = [parse_metric(m) for m in metrics]
+    qids = [str(q) for q in qrels]
+    clean_qrels = {str(q): {str(d): int(g) for d, g in qrels[q].items()} for q in qrels}
+    table = {m: {} for m in metrics}
+
+    # nDCG, recall, P: one pytrec_eval call on the full run.
+    cut_measures = {}
+    for fam, k in parsed:
+        if fam != "mrr":
+            cut_measures.setdefault(_FAMILIES[fam], set()).add(k)
+    if cut_measures:
+        measures = {f"{fam}.{','.join(map(str, sorted(ks)))}" for fam, ks in cut_measures.items()}
+        scores = pytrec_eval.RelevanceEvaluator(clean_qrels, measures).evaluate(_clean_run(run, qids))
+        for m, (fam, k) in zip(metrics, parsed):
+            if fam != "mrr":
+                key = f"{_FAMILIES[fam]}_{k}"
+                table[m] = {q: float(scores.get(q, {}).get(key, 0.0)) for q in qids}
+
+    # MRR@k: recip_rank on the run truncated to the top k (one evaluation per distinct k).
+    for k in sorted({k for fam, k in parsed if fam == "mrr"}):
+        scores = pytrec_eval.RelevanceEvaluator(clean_qrels, {"recip_rank"}).evaluate(
+            _clean_run(run, qids, k))
+        for m, (fam, kk) in zip(metrics, parsed):
+            if fam == "mrr" and kk == k:
+                table[m] = {q: float(scores.get(q, {}).get("recip_rank", 0.0)) for q in qids}
+
+    df = pd.DataFrame({m: pd.Series(table[m], dtype=float) for m in metrics}).reindex(qids).fillna(0.0)
+    df.index.name = "qid"
+    if per_query:
+        return df
+    return {m: float(df[m].mean()) if len(df) else 0.0 for m in metrics}
+
+
+def compare(results: dict[str, dict], baseline: str, digits: int = 4) -> pd.DataFrame:
+    """Side-by-side table of systems for a notebook.
+
+    In: ``results`` ``{system: {metric: score 0..1}}`` (e.g. from :func:`evaluate_run`), the name
+    of the ``baseline`` system, ``digits`` for rounding the scores.
+    Out: DataFrame, one row per system (in the given order), the metric columns, then for each
+    metric ``"Δ <metric> (pts)"`` = (score - baseline) × 100 and ``"Δ <metric> (%)"`` =
+    relative change in percent (NaN where the baseline score is 0). Deltas are rounded to 2 decimals.
+    """
+    if baseline not in results:
+        raise KeyError(f"baseline {baseline!r} is not one of the systems: {', '.join(results)}")
+    scores = pd.DataFrame.from_dict(results, orient="index").astype(float)
+    scores.index.name = "system"
+    base = scores.loc[baseline]
+    out = scores.round(digits)
+    for m in scores.columns:
+        out[f"Δ {m} (pts)"] = ((scores[m] - base[m]) * 100).round(2)
+        rel = (scores[m] - base[m]) / base[m] * 100 if base[m] != 0 else float("nan")
+        out[f"Δ {m} (%)"] = pd.Series(rel, index=scores.index, dtype=float).round(2)
+    return out
+
+
+def rank_of_first_relevant(qrels: dict, run: dict) -> dict[str, int | None]:
+    """1-based rank of the first relevant (grade >= 1) document per query.
+
+    In: qrels and run as above. Out: ``{qid: rank}`` for every query in ``qrels``; ``None`` when
+    no relevant document is in the query's run (or the query is missing from the run).
+    Uses trec_eval ordering (:func:`ranked`).
+    """
+    out = {}
+    for qid, judged in qrels.items():
+        relevant = {str(d) for d, g in judged.items() if g >= 1}
+        out[qid] = next((i for i, d in enumerate(ranked(run.get(qid) or {}), start=1)
+                         if str(d) in relevant), None)
+    return out
+
+
+def latency_summary(seconds: list[float]) -> dict[str, float]:
+    """Summarise per-query latencies.
+
+    In: a list of durations in seconds. Out: ``{"median_ms", "p95_ms", "mean_ms", "n"}`` in
+    milliseconds (p95 by linear interpolation between samples); NaNs for an empty list.
+    """
+    if not seconds:
+        return {"median_ms": float("nan"), "p95_ms": float("nan"), "mean_ms": float("nan"), "n": 0}
+    ms = sorted(float(s) * 1000 for s in seconds)
+    pos = 0.95 * (len(ms) - 1)
+    lo, hi = int(pos), min(int(pos) + 1, len(ms) - 1)
+    p95 = ms[lo] + (ms[hi] - ms[lo]) * (pos - lo)
+    return {"median_ms": statistics.median(ms), "p95_ms": p95, "mean_ms": statistics.fmean(ms), "n": len(ms)}
