@@ -330,3 +330,24 @@ def subsample(corpus: dict, queries: dict, qrels: dict[str, dict], max_queries: 
     else:
         new_corpus = corpus
     return new_corpus, {q: t for q, t in queries.items() if q in kept_q}, new_qrels
+
+
+def training_pairs(corpus: dict, queries: dict, qrels: dict[str, dict[str, int]],
+                   max_pairs: int | None = None, seed: int = 42):
+    """(question, answering passage) pairs as a ``datasets.Dataset`` with columns ``anchor`` and
+    ``positive`` (passage text = title + text), plus ``query_id``/``doc_id`` for tracing.
+
+    One row per relevant (query, passage) judgement of ``qrels``; at most ``max_pairs`` rows,
+    chosen deterministically with ``seed``. This is the input of sentence-transformers'
+    ``mine_hard_negatives`` and of the trainers in notebooks 01-02.
+    """
+    from datasets import Dataset
+
+    from .retrieval import passage_text
+
+    rows = [(qid, did) for qid, docs in qrels.items() for did, s in docs.items() if s > 0]
+    rows.sort(key=lambda r: stable_hash(f"{seed}|{r[0]}|{r[1]}"))
+    rows = rows[:max_pairs] if max_pairs else rows
+    return Dataset.from_dict({"anchor": [queries[q] for q, _ in rows],
+                              "positive": [passage_text(corpus[d]) for _, d in rows],
+                              "query_id": [q for q, _ in rows], "doc_id": [d for _, d in rows]})

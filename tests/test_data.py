@@ -145,3 +145,16 @@ def test_pydocs_is_deterministic(tmp_path):
     for path in sorted(PYDOCS.rglob("*")):
         if path.is_file():
             assert (out / path.relative_to(PYDOCS)).read_bytes() == path.read_bytes(), path.name
+
+
+def test_training_pairs_are_deterministic_and_capped(pydocs):
+    from searchtune_utils.data import training_pairs
+
+    corpus, queries, qrels, meta = pydocs
+    a = training_pairs(corpus, queries, qrels["train"], max_pairs=50, seed=1)
+    b = training_pairs(corpus, queries, qrels["train"], max_pairs=50, seed=1)
+    assert len(a) == 50 and a["query_id"] == b["query_id"]
+    assert set(a.column_names) == {"anchor", "positive", "query_id", "doc_id"}
+    row = a[0]
+    assert row["anchor"] == queries[row["query_id"]] and corpus[row["doc_id"]]["text"] in row["positive"]
+    assert all(qrels["train"][q][d] > 0 for q, d in zip(a["query_id"], a["doc_id"]))
