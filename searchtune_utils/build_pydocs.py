@@ -45,7 +45,7 @@ from pathlib import Path
 from .config import DATA_DIR, atomic_write_text
 from .data import check_no_leakage, stable_hash, write_beir
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 PASSAGE_WORDS = 120
 MIN_SUMMARY_WORDS = 4
 MAX_SUMMARY_WORDS = 30
@@ -97,7 +97,21 @@ SYNONYMS = {
     "descriptor": "handle", "subprocess": "child process", "identifier": "id", "parameters": "params",
     "parameter": "param", "number": "count", "returns": "gives", "contents": "content",
     "specification": "spec", "representation": "repr", "approximately": "roughly",
+    "create": "make", "creates": "makes", "list": "array", "value": "val",
+    "values": "vals", "object": "obj", "objects": "objs", "specific": "particular",
+    "default": "standard", "empty": "blank", "buffer": "buf", "server": "host", 
+    "process": "proc", "thread": "worker thread", "callback": "handler function", "optional": "optionally",
+    "current": "active", "function": "func", "instance's": "object's",
+    "corresponding": "matching", "contains": "has", "containing": "with", "entries": "items",
+    "entry": "item", "position": "offset", "encoding": "charset", "header": "header line",
+    "headers": "header lines", "mapping": "dict", "append": "add", "insert": "put",
+    "flag": "option", "flags": "options", "signal": "sig", "socket": "sock", "address": "addr", "response": "reply", "request": "req",
 }
+# Probability that a documentation word with an entry in SYNONYMS is swapped.
+SYNONYM_RATE = 0.75
+# Probability that a content word of the summary is left out of the question (users type less).
+DROP_RATE = 0.3
+STOPWORDS = set("a an the of to in for on by with from as at or and is are be this that its it if".split())
 
 GET_VERBS = {"return", "get", "retrieve", "compute", "calculate", "find", "fetch", "obtain"}
 # Imperative verbs that open API summaries ("Return ...", "Create ...").
@@ -122,11 +136,12 @@ SKIP_STARTS = ("same as", "deprecated", "alias", "see ", "like ", "this method i
 SIGNATURE_LINE = re.compile(r"^[\w.]+\(.*\)(\s*->.*)?$|^[\w.]+\s*->")
 
 GET_TEMPLATES = ("how do I get {x}", "how can I find {x} in python", "which {kind} gives me {x}?",
-                 "what {mod} {kind} returns {x}?", "is there a way to get {x}?", "python: get {x}")
+                 "what {mod} {kind} returns {x}?", "is there a way to get {x}?", "python: get {x}",
+                 "get {x} python")
 CHECK_TEMPLATES = ("how can I check if {x}?", "how do I test whether {x} in python",
                    "what {mod} {kind} tells me if {x}?", "check if {x}")
-VERB_TEMPLATES = ("how do I {v} {x}", "how can I {v} {x} with {mod}?", "what's the {mod} call to {v} {x}?",
-                  "which {kind} should I use to {v} {x}?", "how to {v} {x} in python")
+VERB_TEMPLATES = ("how do I {v} {x}", "how can I {v} {x} with {mod}?", "{v} {x} python",
+                  "which {kind} should I use to {v} {x}?", "how to {v} {x} in python", "best way to {v} {x}?")
 NOUN_TEMPLATES = ("which {mod} {kind} is {x}?", "what is the {kind} in {mod} that is {x}?",
                   "is there a {kind} for {x} in the standard library?")
 RAISED_TEMPLATES = ("which exception is raised {x}?", "what error does python raise {x}?",
@@ -284,7 +299,7 @@ def _swap_synonyms(text: str, key: str) -> str:
     def repl(m):
         word = m.group(0)
         low = word.lower()
-        if low in SYNONYMS and stable_hash(f"{key}|{low}|{m.start()}") % 2 == 0:
+        if low in SYNONYMS and stable_hash(f"{key}|{low}|{m.start()}") % 100 < 100 * SYNONYM_RATE:
             return SYNONYMS[low]
         return word
     return re.sub(r"[A-Za-z]+", repl, text)
@@ -296,6 +311,25 @@ def _base_verb(word: str) -> str:
         if word.endswith(suffix) and word[: -len(suffix)] + repl in VERBS:
             return word[: -len(suffix)] + repl
     return word
+
+
+def _simplify(text: str, key: str) -> str:
+    """What a developer would keep of a summary: no parentheticals or quoted identifiers, no
+    dotted/underscored names, half the articles, and — when the summary has 5+ content words —
+    about ``DROP_RATE`` of the middle content words left out (the first and last stay: they carry
+    the intent and the object)."""
+    text = re.sub(r"\([^()]*\)|\[[^\[\]]*\]|``[^`]*``|`[^`']*'|`[^`]*`|'[^']*'|\"[^\"]*\"", " ", text)
+    words = [w for w in text.split() if not re.search(r"[_.]\w|\w\(|[<>=*/]", w)]
+    content = [n for n, w in enumerate(words) if w.strip(",;:!?").lower() not in STOPWORDS]
+    drop = set()
+    if len(content) >= 5:
+        middle = [n for n in content[1:-1] if stable_hash(f"{key}|drop|{n}|{words[n].lower()}") % 100 < 100 * DROP_RATE]
+        drop = set(middle[: int(len(content) * DROP_RATE)])
+    for n, w in enumerate(words):
+        if w.lower() in ("the", "a", "an") and stable_hash(f"{key}|article|{n}") % 2:
+            drop.add(n)
+    out = " ".join(w for n, w in enumerate(words) if n not in drop).strip(" ,;:")
+    return out if len(out.split()) >= 2 else " ".join(words)
 
 
 def _pick(templates, key):
@@ -315,22 +349,23 @@ def make_query(obj: dict, summary: str, key: str) -> str | None:
     kind = {"method": "method", "function": "function", "class": "class", "exception": "exception"}[obj["kind"]]
     fill = dict(mod=mod, kind=kind)
     verb = _base_verb(first)
+    simple = lambda x: _simplify(x, key)  # noqa: E731
     if verb in ("return", "returns") and re.match(r"(?i)(true|a true value|whether)\b", rest):
         x = re.sub(r"(?i)^(true|a true value)\s+(if|when|iff)\s+|^whether\s+", "", rest)
-        q = _pick(CHECK_TEMPLATES, key).format(x=x, **fill)
+        q = _pick(CHECK_TEMPLATES, key).format(x=simple(x), **fill)
     elif verb in GET_VERBS:
-        q = _pick(GET_TEMPLATES, key).format(x=rest, **fill)
+        q = _pick(GET_TEMPLATES, key).format(x=simple(rest), **fill)
     elif first in ("raised", "raise") and words[1:2] and words[1].lower() in ("when", "if", "by", "on", "for"):
-        q = _pick(RAISED_TEMPLATES, key).format(x=rest, **fill)
+        q = _pick(RAISED_TEMPLATES, key).format(x=words[1].lower() + " " + simple(" ".join(words[2:])), **fill)
     elif first == "called" and words[1:2]:
-        q = _pick(CALLED_TEMPLATES, key).format(x=rest, **fill)
+        q = _pick(CALLED_TEMPLATES, key).format(x=words[1].lower() + " " + simple(" ".join(words[2:])), **fill)
     elif first in NOUN_STARTS:
-        q = _pick(NOUN_TEMPLATES, key).format(x=s[0].lower() + s[1:], **fill)
+        q = _pick(NOUN_TEMPLATES, key).format(x=simple(s[0].lower() + s[1:]), **fill)
     elif first in ("test", "check") and re.match(r"(?i)(whether|if)\b", rest):
         x = re.sub(r"(?i)^(whether|if)\s+", "", rest)
-        q = _pick(CHECK_TEMPLATES, key).format(x=x, **fill)
+        q = _pick(CHECK_TEMPLATES, key).format(x=simple(x), **fill)
     elif verb in VERBS:
-        q = _pick(VERB_TEMPLATES, key).format(v=verb, x=rest, **fill)
+        q = _pick(VERB_TEMPLATES, key).format(v=verb, x=simple(rest), **fill)
     else:
         return None
     q = _swap_synonyms(q, key)

@@ -7,10 +7,34 @@ Run ``python -m searchtune_utils.report`` (``make report``) after the notebooks 
 from __future__ import annotations
 
 import json
+import tomllib
 
 from .config import RESULTS_DIR, ROOT, atomic_write_text
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+NB_START, NB_END = "<!-- notebooks:start -->", "<!-- notebooks:end -->"
+
+
+def _minutes(seconds) -> str:
+    return f"{seconds / 60:.1f} min" if isinstance(seconds, (int, float)) else "not measured yet"
+
+
+def notebooks_table(index=ROOT / "notebooks" / "index.toml") -> str:
+    """Markdown table of the notebooks from ``notebooks/index.toml`` and the measured wall times
+    in ``results/<notebook>.json`` (cpu) and ``results/<notebook>.gpu.json`` (gpu)."""
+    entries = tomllib.loads(index.read_text(encoding="utf-8"))["notebook"]
+    out = "| # | notebook | level | 2-core CPU (`cpu`) | GPU (`gpu`) | what you learn |\n|---|---|---|---|---|---|\n"
+    for e in entries:
+        stem = e["file"].removesuffix(".ipynb")
+        exists = (ROOT / "notebooks" / e["file"]).exists()
+        times = []
+        for suffix in ("", ".gpu"):
+            path = RESULTS_DIR / f"{stem}{suffix}.json"
+            res = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+            times.append(_minutes(res.get("timings", {}).get("notebook total (s)")))
+        name = f"[{e['title']}](notebooks/{e['file']})" if exists else f"{e['title']} _(planned)_"
+        out += f"| {stem[:2]} | {name} | {e['level']} | {times[0]} | {times[1]} | {e['learn']} |\n"
+    return out
 
 
 def results_table() -> str:
@@ -38,16 +62,23 @@ def results_table() -> str:
     return head + body + "\nScores ×100 on the test split of the built-in dataset (`cpu` profile).\n"
 
 
+def _replace(text: str, start: str, end: str, block: str) -> str:
+    if start not in text or end not in text:
+        raise ValueError(f"README lacks the markers {start} … {end}")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{block}{end}{tail}"
+
+
 def update_readme(path=ROOT / "README.md") -> bool:
-    """Replace the block between the results markers in the README; False when markers are absent."""
+    """Regenerate the notebook table and the results table between their markers in the README."""
     text = path.read_text(encoding="utf-8")
-    if START not in text or END not in text:
-        return False
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    atomic_write_text(path, f"{head}{START}\n{results_table()}{END}{tail}")
+    text = _replace(text, NB_START, NB_END, notebooks_table())
+    text = _replace(text, START, END, results_table())
+    atomic_write_text(path, text)
     return True
 
 
 if __name__ == "__main__":
-    print("README results table updated" if update_readme() else "README has no results markers")
+    update_readme()
+    print("README notebook and results tables regenerated from notebooks/index.toml and results/*.json")
