@@ -1,0 +1,26 @@
+"""The README tables are generated from results files, never typed."""
+import json
+
+from searchtune_utils import report
+
+
+def test_results_table_renders_every_system_scaled_by_100(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "RESULTS_DIR", tmp_path)
+    (tmp_path / "01_x.json").write_text(json.dumps({
+        "notebook": "01_x", "date": "2026-01-01", "machine": {"device": "cpu"},
+        "metrics": {"base": {"nDCG@10": 0.5}, "tuned": {"nDCG@10": 0.6543}, "other": {"nDCG@10": 0.1}},
+        "readme_systems": ["base", "tuned"]}))
+    (tmp_path / "01_x.smoke.json").write_text("{not read: smoke results never reach the README}")
+    table = report.results_table()
+    assert "| 01_x | base | 50.0 |" in table and "| 01_x | tuned | 65.4 |" in table
+    assert "other" not in table
+
+
+def test_update_readme_replaces_only_the_marked_blocks(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "RESULTS_DIR", tmp_path)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.NB_START}\nold\n{report.NB_END}\nmiddle\n{report.START}\nold\n{report.END}\nend\n")
+    report.update_readme(readme)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and "\nmiddle\n" in text and text.endswith("end\n")
+    assert "old" not in text and "_No results yet" in text and "| 00 |" in text
