@@ -63,13 +63,15 @@ def length_histogram(lengths: dict[str, list[int]], title: str, xlabel: str):
     return fig
 
 
-def rank_shift(before: dict, after: dict, title: str, k: int | None = None):
+def rank_shift(before: dict, after: dict, title: str, k: int | None = None,
+               names: tuple[str, str] = ("before", "after")):
     """Rank of each query's first relevant document before vs after (e.g. fine-tuning, re-ranking).
 
     In: two ``{qid: rank or None}`` dicts (``metrics.rank_of_first_relevant``), a title, and
     ``k`` = the depth searched (default: largest rank seen). ``None`` (not found in the top k)
     is drawn in a separate band labelled "not found (>k)" at 1.5 × k (on a log axis k + 1 would
     sit on top of rank k). Points below the diagonal improved.
+    ``names`` labels the two axes (e.g. ``("BM25", "dense")``); "improved" means the second is better.
     Out: the Figure (log-log scatter; only queries present in both dicts).
     """
     qids = [q for q in before if q in after]
@@ -99,9 +101,10 @@ def rank_shift(before: dict, after: dict, title: str, k: int | None = None):
     ax.minorticks_off()
     ax.set_xlim(0.8, miss * 1.3)
     ax.set_ylim(0.8, miss * 1.3)
-    ax.set_xlabel("rank of first relevant, before (1 = top; log scale)")
-    ax.set_ylabel("rank of first relevant, after (1 = top; log scale)")
-    ax.set_title(f"{title}\n{better} queries improved (green), {worse} worse (red), "
+    ax.set_xlabel(f"rank of first relevant, {names[0]} (1 = top; log scale)")
+    ax.set_ylabel(f"rank of first relevant, {names[1]} (1 = top; log scale)")
+    verdict = ("improved", "worse") if names == ("before", "after") else (f"better with {names[1]}", f"better with {names[0]}")
+    ax.set_title(f"{title}\n{better} queries {verdict[0]} (green), {worse} {verdict[1]} (red), "
                  f"{len(qids) - better - worse} same")
     fig.tight_layout()
     return fig
