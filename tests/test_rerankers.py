@@ -1,0 +1,106 @@
+"""searchtune_utils.rerankers: data shapes for the cross-encoder trainer and evaluator."""
+import numpy as np
+import pytest
+
+from searchtune_utils import rerankers
+
+CORPUS = {
+    "a": {"title": "A", "text": "alpha"},
+    "b": {"title": "B", "text": "beta"},
+    "c": {"title": "C", "text": "gamma"},
+    "d": {"title": "", "text": "delta"},
+}
+QUERIES = {"q1": "first?", "q2": "second?"}
+QRELS = {"q1": {"b": 1}, "q2": {"d": 1, "a": 0}}
+RUN = {"q1": {"a": 0.9, "b": 0.8, "c": 0.1}, "q2": {"c": 0.5, "a": 0.4, "b": 0.3}}
+
+
+def test_reranking_samples_keep_run_order_and_depth():
+    samples = rerankers.reranking_samples(QUERIES, QRELS, RUN, CORPUS, k=2)
+    assert [s["query"] for s in samples] == ["first?", "second?"]
+    assert samples[0]["positive"] == ["B\nbeta"]
+    assert samples[0]["documents"] == ["A\nalpha", "B\nbeta"]  # best first, cut to k
+    assert samples[1]["positive"] == ["delta"]  # grade 0 is not a positive; empty title -> text only
+    assert "delta" not in samples[1]["documents"]  # the retriever missed it: it stays missed
+
+
+def test_reranking_samples_query_missing_from_run():
+    samples = rerankers.reranking_samples(QUERIES, QRELS, {"q1": RUN["q1"]}, CORPUS, k=5)
+    assert samples[1]["documents"] == []
+
+
+def test_labeled_list_to_pairs_explodes_in_order():
+    datasets = pytest.importorskip("datasets")
+    listwise = datasets.Dataset.from_dict({
+        "anchor": ["q1", "q2"],
+        "positive": [["p1", "n1", "n2"], ["p2", "n3"]],
+        "labels": [[1, 0, 0], [1, 0]],
+    })
+    pairs = rerankers.labeled_list_to_pairs(listwise)
+    assert pairs.column_names == ["query", "document", "label"]
+    assert pairs["query"] == ["q1", "q1", "q1", "q2", "q2"]
+    assert pairs["document"] == ["p1", "n1", "n2", "p2", "n3"]
+    assert pairs["label"] == [1.0, 0.0, 0.0, 1.0, 0.0]
+
+
+def test_labeled_list_to_pairs_rejects_ragged_rows():
+    datasets = pytest.importorskip("datasets")
+    bad = datasets.Dataset.from_dict({"q": ["q1"], "docs": [["p1", "n1"]], "labels": [[1]]})
+    with pytest.raises(ValueError, match="2 documents but 1 labels"):
+        rerankers.labeled_list_to_pairs(bad)
+
+
+def test_margin_guard_matches_mine_hard_negatives_rule():
+    # q1: positive b scores 0.8; threshold with 5% margin = 0.76 -> a (0.9) rejected, c (0.1) kept
+    rows = rerankers.margin_guard(QRELS, RUN, {"q1": 0.8}, relative_margin=0.05, depth=3)
+    assert [(r["doc_id"], r["rank"], r["rejected"]) for r in rows] == [("a", 1, True), ("c", 3, False)]
+    assert rows[0]["threshold"] == pytest.approx(0.76)
+    # negative positive scores: threshold = pos - |pos| * m stays below the positive
+    rows = rerankers.margin_guard({"q": {"x": 1}}, {"q": {"y": -0.1, "x": -0.2}}, {"q": -0.2}, 0.5, depth=5)
+    assert rows == [{"qid": "q", "doc_id": "y", "rank": 1, "score": -0.1, "positive_score": -0.2,
+                     "threshold": pytest.approx(-0.3), "rejected": True}]
+
+
+def test_margin_guard_depth_and_missing_positive_score():
+    rows = rerankers.margin_guard(QRELS, RUN, {"q1": 0.8}, relative_margin=0.05, depth=1)
+    assert [r["doc_id"] for r in rows] == ["a"]
+    assert rerankers.margin_guard(QRELS, RUN, {}, 0.05, depth=3) == []
+
+
+def test_top_k_changes():
+    after = {"q1": {"b": 2.0, "a": 1.0, "c": 0.0}, "q2": {"c": 0.5, "a": 0.4, "b": 0.3}}
+    changes = rerankers.top_k_changes(RUN, after, k=2)
+    assert changes == {"q1": (["a", "b"], ["b", "a"])}  # order counts; q2 unchanged
+    assert rerankers.top_k_changes(RUN, {}, k=2) == {}
+
+
+def test_cached_corpus_embeddings(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        rerankers.cached_corpus_embeddings(tmp_path)
+    np.save(tmp_path / "corpus_embeddings_abc.npy", np.ones((3, 4), dtype="float64"))
+    np.save(tmp_path / "query_embeddings_abc.npy", np.zeros((2, 4)))
+    emb = rerankers.cached_corpus_embeddings(tmp_path)
+    assert emb.shape == (3, 4) and emb.dtype == np.float32
+    np.save(tmp_path / "corpus_embeddings_def.npy", np.ones((3, 4)))
+    with pytest.raises(ValueError, match="2 corpus embedding files"):
+        rerankers.cached_corpus_embeddings(tmp_path)
+
+
+def test_interpolate_endpoints_and_blend():
+    first = {"q": {"a": 0.9, "b": 0.5, "c": 0.1}}
+    rerank = {"q": {"a": -2.0, "b": 3.0, "c": 1.0}}
+    from searchtune_utils.metrics import ranked
+    assert ranked(rerankers.interpolate(first, rerank, 1.0)["q"]) == ["b", "c", "a"]
+    assert ranked(rerankers.interpolate(first, rerank, 0.0)["q"]) == ["a", "b", "c"]
+    mixed = rerankers.interpolate(first, rerank, 0.5)["q"]
+    # a: 0.5*1 + 0.5*0 = 0.5; b: 0.5*0.5 + 0.5*1 = 0.75; c: 0.5*0 + 0.5*0.6 = 0.3
+    assert mixed == pytest.approx({"a": 0.5, "b": 0.75, "c": 0.3})
+
+
+def test_interpolate_edge_cases():
+    assert rerankers.interpolate({"q": {"a": 1.0}}, {"q": {"a": 5.0}}, 0.3) == {"q": {"a": 0.5}}
+    assert rerankers.interpolate({}, {"q": {}}, 0.5) == {"q": {}}
+    out = rerankers.interpolate({"q": {"a": 1.0, "b": 0.0}}, {"q": {"a": 0.0, "c": 1.0}}, 0.5)["q"]
+    assert out == pytest.approx({"a": 0.5, "c": 0.5})  # c missing from the first stage = its floor
+    with pytest.raises(ValueError):
+        rerankers.interpolate({}, {}, 1.5)
