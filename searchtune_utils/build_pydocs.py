@@ -212,12 +212,20 @@ def _first_sentence(text: str) -> str:
 
 def _signature(obj) -> str:
     """``inspect.signature`` as text, with object reprs (which hold memory addresses) shortened
-    to ``<...>`` so the output is the same on every run."""
+    to ``<...>`` and interpreter paths named (``sys.executable``), so the output is the same on
+    every run and every machine."""
     try:
         sig = str(inspect.signature(obj))
     except (TypeError, ValueError):
         return ""
-    return re.sub(r"<[^<>]*\bat 0x[0-9a-fA-F]+>", "<...>", sig)
+    sig = re.sub(r"<[^<>]*\bat 0x[0-9a-fA-F]+>", "<...>", sig)
+    # Defaults computed from this interpreter's location (platform.architecture's
+    # executable=sys.executable) would put a machine's paths into the dataset.
+    for name in ("executable", "prefix", "exec_prefix", "base_prefix", "base_exec_prefix"):
+        value = getattr(sys, name, "")
+        if value:
+            sig = sig.replace(repr(value), f"sys.{name}").replace(value, f"sys.{name}")
+    return sig
 
 
 def collect_api_objects(modules=MODULES) -> list[dict]:

@@ -158,3 +158,9 @@ def test_training_pairs_are_deterministic_and_capped(pydocs):
     row = a[0]
     assert row["anchor"] == queries[row["query_id"]] and corpus[row["doc_id"]]["text"] in row["positive"]
     assert all(qrels["train"][q][d] > 0 for q, d in zip(a["query_id"], a["doc_id"]))
+
+
+def test_pydocs_holds_no_path_of_the_building_machine():
+    text = "".join(p.read_text(encoding="utf-8") for p in PYDOCS.rglob("*.jsonl"))
+    for path in {str(ROOT), sys.prefix, sys.executable}:
+        assert path not in text, f"the dataset contains a local path: {path}"
