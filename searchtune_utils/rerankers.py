@@ -104,13 +104,16 @@ def top_k_changes(before: dict, after: dict, k: int = 3) -> dict[str, tuple[list
     return out
 
 
-def cached_corpus_embeddings(cache_folder: str | Path):
-    """Load the corpus embeddings that ``mine_hard_negatives(..., cache_folder=...)`` saved.
+def cached_corpus_embeddings(cache_folder: str | Path, texts: list[str]):
+    """Load the corpus embeddings that ``mine_hard_negatives(corpus=texts, cache_folder=...)`` saved,
+    one row per entry of ``texts``.
 
-    ``mine_hard_negatives`` writes ``corpus_embeddings_<hash>.npy`` (rows in the order of the
-    de-duplicated corpus it was given) into ``cache_folder``. Use a fresh folder per run so it
-    holds exactly one such file. Out: a float32 numpy array (n_passages, dim). Raises
-    FileNotFoundError when there is no file, ValueError when there are several.
+    ``mine_hard_negatives`` encodes the de-duplicated corpus (first occurrence of each text, in
+    order) and writes ``corpus_embeddings_<hash>.npy`` into ``cache_folder``; use a fresh folder
+    per run so it holds exactly one such file. Duplicate texts get the same row.
+    In: the folder and the ``corpus`` list given to the miner. Out: float32 numpy array
+    ``(len(texts), dim)``. Raises FileNotFoundError when there is no file, ValueError when there
+    are several or when the row count does not match the distinct texts.
     """
     import numpy as np
 
@@ -121,7 +124,12 @@ def cached_corpus_embeddings(cache_folder: str | Path):
     if len(files) > 1:
         raise ValueError(f"{len(files)} corpus embedding files in {cache_folder}: use a fresh, empty "
                          "cache folder per run so the file is unambiguous")
-    return np.load(files[0]).astype("float32")
+    emb = np.load(files[0]).astype("float32")
+    row = {text: i for i, text in enumerate(dict.fromkeys(texts))}
+    if len(row) != len(emb):
+        raise ValueError(f"the cached file has {len(emb)} rows but there are {len(row)} distinct texts: "
+                         "it was made from another corpus")
+    return emb[[row[t] for t in texts]]
 
 
 def interpolate(first_stage: dict, reranker: dict, weight: float) -> dict[str, dict[str, float]]:
