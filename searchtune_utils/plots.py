@@ -27,7 +27,8 @@ def metric_bars(df_or_dict, title: str, ylabel: str = "score (0-1)"):
     systems, metrics = list(df.index), list(df.columns)
     width = 0.8 / max(len(systems), 1)
     x = np.arange(len(metrics))
-    fig, ax = plt.subplots(figsize=(min(11, max(6, 0.75 * len(metrics) * max(len(systems), 2))), 4))
+    rows = -(-len(systems) // 3)  # legend rows below the plot, three systems per row
+    fig, ax = plt.subplots(figsize=(min(11, max(6, 0.75 * len(metrics) * max(len(systems), 2))), 4 + 0.25 * rows))
     for i, system in enumerate(systems):
         bars = ax.bar(x + (i - (len(systems) - 1) / 2) * width, df.loc[system].values, width, label=str(system))
         ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
@@ -36,7 +37,8 @@ def metric_bars(df_or_dict, title: str, ylabel: str = "score (0-1)"):
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, max(1.0, float(np.nanmax(df.values)) * 1.12) if df.size else 1.0)
     ax.set_title(title)
-    ax.legend(title="system", fontsize=8)
+    # below the axes, so it never hides a bar
+    ax.legend(title="system", fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(3, len(systems)))
     fig.tight_layout()
     return fig
 
