@@ -38,28 +38,36 @@ def notebooks_table(index=ROOT / "notebooks" / "index.toml") -> str:
 
 
 def results_table() -> str:
-    """Markdown table: one row per (notebook, system), one column per metric, values ×100."""
+    """Markdown tables: one row per (notebook, system), one column per metric, values ×100.
+
+    Notebooks that share a metric share a table (retrieval metrics in one, generation metrics in
+    another), so no table is mostly empty columns.
+    """
     files = sorted(p for p in RESULTS_DIR.glob("*.json") if p.stem.count(".") == 0)
-    rows, columns = [], []
+    tables: list[tuple[list[str], list[tuple]]] = []  # (columns, rows)
     for path in files:
         res = json.loads(path.read_text(encoding="utf-8"))
         systems = res.get("readme_systems") or list(res["metrics"])
+        names = [m for s in systems for m, v in res["metrics"][s].items() if isinstance(v, (int, float))]
+        columns, rows = next(((c, r) for c, r in tables if set(c) & set(names)), (None, None))
+        if columns is None:
+            columns, rows = [], []
+            tables.append((columns, rows))
+        columns += [m for m in dict.fromkeys(names) if m not in columns]
         for system in systems:
-            vals = res["metrics"][system]
-            for m in vals:
-                if m not in columns and isinstance(vals[m], (int, float)):
-                    columns.append(m)
-            rows.append((res["notebook"], system, vals, res.get("machine", {}).get("device", "?"),
+            rows.append((res["notebook"], system, res["metrics"][system], res.get("machine", {}).get("device", "?"),
                          res.get("date", "")))
-    if not rows:
+    if not tables:
         return "_No results yet: run `make run`._\n"
-    head = "| notebook | system | " + " | ".join(columns) + " | measured on |\n"
-    head += "|---|---|" + "---:|" * len(columns) + "---|\n"
-    body = ""
-    for nb, system, vals, device, date in rows:
-        cells = [f"{100 * vals[c]:.1f}" if isinstance(vals.get(c), (int, float)) else "" for c in columns]
-        body += f"| {nb} | {system} | " + " | ".join(cells) + f" | {device}, {date} |\n"
-    return head + body + "\nScores ×100 on the test split of the built-in dataset (`cpu` profile).\n"
+    out = []
+    for columns, rows in tables:
+        text = "| notebook | system | " + " | ".join(columns) + " | measured on |\n"
+        text += "|---|---|" + "---:|" * len(columns) + "---|\n"
+        for nb, system, vals, device, date in rows:
+            cells = [f"{100 * vals[c]:.1f}" if isinstance(vals.get(c), (int, float)) else "" for c in columns]
+            text += f"| {nb} | {system} | " + " | ".join(cells) + f" | {device}, {date} |\n"
+        out.append(text)
+    return "\n".join(out) + "\nScores ×100 on the test split of the built-in dataset (`cpu` profile).\n"
 
 
 def _replace(text: str, start: str, end: str, block: str) -> str:

@@ -16,6 +16,17 @@ def test_results_table_renders_every_system_scaled_by_100(tmp_path, monkeypatch)
     assert "other" not in table
 
 
+def test_results_of_different_kinds_get_separate_tables(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "RESULTS_DIR", tmp_path)
+    for nb, metric in (("01_a", "nDCG@10"), ("02_b", "nDCG@10"), ("03_c", "task success")):
+        (tmp_path / f"{nb}.json").write_text(json.dumps({
+            "notebook": nb, "date": "2026-01-01", "machine": {"device": "cpu"}, "metrics": {"s": {metric: 0.25}}}))
+    tables = report.results_table().split("\n\n")
+    assert "| notebook | system | nDCG@10 | measured on |" in tables[0] and "| 02_b | s | 25.0 |" in tables[0]
+    assert "| notebook | system | task success | measured on |" in tables[1] and "| 03_c | s | 25.0 |" in tables[1]
+    assert "task success" not in tables[0]
+
+
 def test_update_readme_replaces_only_the_marked_blocks(tmp_path, monkeypatch):
     monkeypatch.setattr(report, "RESULTS_DIR", tmp_path)
     readme = tmp_path / "README.md"
