@@ -4,6 +4,7 @@ call ``plt.show()``); :func:`save_figure` writes it to ``results/figures/<name>.
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -32,7 +33,7 @@ def metric_bars(df_or_dict, title: str, ylabel: str = "score (0-1)"):
     for i, system in enumerate(systems):
         bars = ax.bar(x + (i - (len(systems) - 1) / 2) * width, df.loc[system].values, width, label=str(system))
         ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
-    ax.set_xticks(x, metrics)
+    ax.set_xticks(x, [textwrap.fill(str(m), 16) for m in metrics])  # long metric names on several lines
     ax.set_xlabel("metric")
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, max(1.0, float(np.nanmax(df.values)) * 1.12) if df.size else 1.0)
