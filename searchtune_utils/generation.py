@@ -236,6 +236,14 @@ METRICS = {
 }
 
 
+def task_success(score: dict) -> bool:
+    """One scored answer (:func:`score_answer`) handled right under the contract: answerable -> a
+    compliant answer citing a gold passage; otherwise -> the refusal, alone."""
+    if score["answerable"]:
+        return score["compliant"] and bool(score["correct"])
+    return score["compliant"] and score["refusal"]
+
+
 def summarize(scores: list[dict]) -> dict:
     """Average per-answer scores (:func:`score_answer`) into the metrics of :data:`METRICS`.
 
@@ -247,13 +255,8 @@ def summarize(scores: list[dict]) -> dict:
 
     answerable = [s for s in scores if s["answerable"]]
     answered = [s for s in answerable if not s["refusal"]]
-    def success(s):
-        if s["answerable"]:
-            return s["compliant"] and bool(s["correct"])
-        return s["compliant"] and s["refusal"]
-
     out = {
-        "task success": mean(success(s) for s in scores),
+        "task success": mean(task_success(s) for s in scores),
         "format compliance": mean(s["compliant"] for s in scores),
         "cited-source correctness": mean(s["correct"] for s in answered),
         "faithfulness": mean(s["faithfulness"] if s["faithfulness"] is not None else 0.0 for s in answered),

@@ -88,6 +88,8 @@ def test_summarize_groups():
     assert m["cited-source correctness"] == 1.0  # over answered answerable questions only
     assert "refusal (answer not in sources)" not in m  # no such question in the list
     assert set(m) <= set(gen.METRICS)
+    assert [gen.task_success(s) for s in scores] == [True, False, True, False]
+    assert m["task success"] == 0.5
 
 
 def test_messages_number_sources_and_end_with_user():
