@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import tempfile
 import time
 from pathlib import Path
 
 PROFILES = ("smoke", "cpu", "gpu")
 DEFAULT_PROFILE = "cpu"
+DEFAULT_DATASET = "pydocs"
+BUILT_IN_DATASETS = ("pydocs", "faqs")
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "data"
@@ -42,12 +45,44 @@ def hub_offline() -> bool:
                for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
-def artifact_dir(notebook: str, name: str = "", profile: str = DEFAULT_PROFILE) -> Path:
+def get_dataset_name(value: str | None = None, default: str = DEFAULT_DATASET) -> str:
+    """The dataset a notebook runs on: ``value`` (the notebook's ``DATASET`` parameter) if set,
+    else ``$SEARCHTUNE_DATASET``, else ``default`` (the profile's choice). A built-in name
+    (``pydocs``, ``faqs``), a BEIR name, or a folder path."""
+    return str(value or os.environ.get("SEARCHTUNE_DATASET") or default).strip()
+
+
+def dataset_tag(dataset: str | Path) -> str:
+    """Short name of a dataset for file names: ``"pydocs"``, ``"faqs"``, or a folder's name."""
+    name = Path(str(dataset).rstrip("/\\")).name or str(dataset)
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", name) or "data"
+
+
+def artifact_dir(notebook: str, name: str = "", profile: str = DEFAULT_PROFILE,
+                 dataset: str | Path = DEFAULT_DATASET) -> Path:
     """Folder where ``notebook`` saves what it trained: ``artifacts/<notebook>/<name>`` in the
     default profile, ``artifacts/<profile>/<notebook>/<name>`` in the others (so a smoke run
-    never overwrites, or is fed by, the default run's models)."""
+    never overwrites, or is fed by, the default run's models). A dataset other than ``pydocs``
+    adds its tag: ``artifacts/<notebook>/<dataset>/<name>``."""
     base = ARTIFACTS_DIR / notebook if profile == DEFAULT_PROFILE else ARTIFACTS_DIR / profile / notebook
+    tag = dataset_tag(dataset)
+    if tag != DEFAULT_DATASET:
+        base = base / tag
     return base / name if name else base
+
+
+def results_path(notebook: str, profile: str = DEFAULT_PROFILE, dataset: str | Path = DEFAULT_DATASET) -> Path:
+    """``results/<notebook>[.<dataset>][.<profile>].json``: the dataset part only when it is not
+    ``pydocs``, the profile part only when it is not ``cpu`` (smoke and gpu files are not committed)."""
+    tag = dataset_tag(dataset)
+    parts = [notebook] + ([tag] if tag != DEFAULT_DATASET else []) + ([profile] if profile != DEFAULT_PROFILE else [])
+    return RESULTS_DIR / (".".join(parts) + ".json")
+
+
+def show_progress() -> bool:
+    """Progress bars for a person waiting in a live session; none when the notebook is executed
+    in batch (``make run`` and the tests set ``SEARCHTUNE_BATCH=1``), so stored outputs stay clean."""
+    return os.environ.get("SEARCHTUNE_BATCH", "").strip().lower() not in ("1", "true", "yes", "on")
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -77,29 +112,44 @@ def machine_info() -> dict:
     return info
 
 
-def save_results(notebook: str, profile: str, metrics: dict, **extra) -> Path:
-    """Write ``results/<notebook>.json`` (or ``results/<notebook>.<profile>.json`` outside the
-    default profile, so a smoke run never overwrites the committed default-profile numbers).
+def save_results(notebook: str, profile: str, metrics: dict, dataset: str | Path = DEFAULT_DATASET,
+                 **extra) -> Path:
+    """Write :func:`results_path` (``results/<notebook>.json`` for pydocs in the default profile;
+    ``results/<notebook>.faqs.json``, ``results/<notebook>.smoke.json`` ... otherwise, so a smoke
+    run never overwrites the committed default-profile numbers).
 
     ``metrics`` is a JSON-serialisable dict; ``extra`` adds top-level keys (timings, sizes).
     Returns the path written.
     """
-    name = f"{notebook}.json" if profile == DEFAULT_PROFILE else f"{notebook}.{profile}.json"
-    payload = {"notebook": notebook, "profile": profile,
+    payload = {"notebook": notebook, "profile": profile, "dataset": dataset_tag(dataset),
                "date": time.strftime("%Y-%m-%d"), "machine": machine_info(),
                "metrics": metrics, **extra}
-    path = RESULTS_DIR / name
+    path = results_path(notebook, profile, dataset)
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False, default=float) + "\n")
     return path
 
 
-def load_results(notebook: str, profile: str = DEFAULT_PROFILE) -> dict | None:
+def load_results(notebook: str, profile: str = DEFAULT_PROFILE,
+                 dataset: str | Path = DEFAULT_DATASET) -> dict | None:
     """Read what :func:`save_results` wrote for ``notebook``; None when it does not exist."""
-    name = f"{notebook}.json" if profile == DEFAULT_PROFILE else f"{notebook}.{profile}.json"
-    path = RESULTS_DIR / name
+    path = results_path(notebook, profile, dataset)
     if not path.exists():
         return None
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def earlier_run(notebook: str, profile: str, dataset: str | Path, sizes: dict, system: str) -> dict | None:
+    """Reuse an earlier notebook's scores for ``system`` when it ran on the same data.
+
+    Returns ``{"metrics": {...}, "per_query": {...} or None, "source": "results/<file>"}`` when
+    ``results/<notebook>…json`` exists for this profile and dataset, its ``sizes`` equal
+    ``sizes`` (same passages, same split sizes) and it holds ``system``; otherwise None (then
+    compute the scores yourself)."""
+    res = load_results(notebook, profile, dataset)
+    if not res or res.get("sizes") != sizes or system not in res.get("metrics", {}):
+        return None
+    return {"metrics": res["metrics"][system], "per_query": (res.get("per_query") or {}).get(system),
+            "source": f"results/{results_path(notebook, profile, dataset).name}"}
 
 
 class PeakMemory:

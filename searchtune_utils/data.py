@@ -47,7 +47,7 @@ def _read_lines(path: Path) -> list[str]:
                               "`python -m searchtune_utils.build_pydocs`")
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a UTF-8 byte-order mark (Windows editors) is dropped
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         raise DataFormatError(path, line, f"bytes that are not UTF-8 ({raw[err.start:err.start + 4]!r})",
@@ -289,6 +289,10 @@ def get_dataset(name_or_path: str | Path, data_dir: str | Path | None = None) ->
         return path
     if (DATA_DIR / str(name_or_path) / "corpus.jsonl").exists():  # e.g. "pydocs"
         return DATA_DIR / str(name_or_path)
+    if str(name_or_path) == "faqs":
+        raise FileNotFoundError("The built-in dataset data/faqs is missing. It is committed with the repository; "
+                                "restore it with `git checkout data/faqs` or rebuild it with "
+                                "`python -m searchtune_utils.build_faqs` (needs apt-get and dpkg-deb).")
     if "/" in str(name_or_path) or "\\" in str(name_or_path):
         raise FileNotFoundError(f"Dataset folder {name_or_path} does not exist. Build the built-in set with "
                                 "`python -m searchtune_utils.build_pydocs` or point to a BEIR-format folder.")

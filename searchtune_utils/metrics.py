@@ -165,3 +165,100 @@ def latency_summary(seconds: list[float]) -> dict[str, float]:
     lo, hi = int(pos), min(int(pos) + 1, len(ms) - 1)
     p95 = ms[lo] + (ms[hi] - ms[lo]) * (pos - lo)
     return {"median_ms": statistics.median(ms), "p95_ms": p95, "mean_ms": statistics.fmean(ms), "n": len(ms)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Uncertainty: is a before/after difference real, or noise from the particular test questions?
+
+def paired_test(before, after, confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0) -> dict:
+    """Compare two systems on the same queries, the way IR papers do.
+
+    In: per-query scores of the two systems (pandas Series indexed by query id, or equal-length
+    sequences in the same query order), e.g. one column of ``evaluate_run(..., per_query=True)``.
+    Out: ``{"n", "before", "after", "delta", "ci_low", "ci_high", "p_value", "up", "down"}``:
+    the means, ``delta`` = mean(after - before), its ``confidence`` interval from a paired
+    bootstrap over queries (``scipy.stats.bootstrap``, percentile method), the two-sided p-value
+    of a paired randomization test (``scipy.stats.permutation_test`` with
+    ``permutation_type="samples"``: each query's two scores are swapped at random), and how many
+    queries went up / down. Deterministic for a given ``seed``.
+    """
+    import numpy as np
+    from scipy import stats
+
+    if isinstance(before, pd.Series) and isinstance(after, pd.Series):
+        missing = before.index.symmetric_difference(after.index)
+        if len(missing):
+            raise ValueError(f"the two systems were scored on different queries (e.g. {list(missing)[:3]}): "
+                             "a paired test needs the same queries on both sides")
+        after = after.reindex(before.index)
+    a, b = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"need two 1-D score lists of equal length, got {a.shape} and {b.shape}")
+    if len(a) < 2:
+        raise ValueError("need at least 2 queries for a confidence interval")
+    diff = b - a
+    out = {"n": int(len(a)), "before": float(a.mean()), "after": float(b.mean()), "delta": float(diff.mean()),
+           "up": int((diff > 0).sum()), "down": int((diff < 0).sum())}
+    if not diff.any():  # identical scores: nothing to resample
+        return {**out, "ci_low": 0.0, "ci_high": 0.0, "p_value": 1.0}
+    boot = stats.bootstrap((diff,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
+                           method="percentile", rng=np.random.default_rng(seed))
+    perm = stats.permutation_test((a, b), lambda x, y, axis: np.mean(y - x, axis=axis), vectorized=True,
+                                  permutation_type="samples", alternative="two-sided",
+                                  n_resamples=n_resamples, rng=np.random.default_rng(seed))
+    return {**out, "ci_low": float(boot.confidence_interval.low), "ci_high": float(boot.confidence_interval.high),
+            "p_value": float(perm.pvalue)}
+
+
+def verdict(test: dict, alpha: float = 0.05) -> str:
+    """``"higher"`` / ``"lower"`` when the paired test rejects "no difference" at ``alpha`` and the
+    confidence interval excludes 0, otherwise ``"can't tell"``."""
+    if test["p_value"] < alpha and (test["ci_low"] > 0 or test["ci_high"] < 0):
+        return "higher" if test["delta"] > 0 else "lower"
+    return "can't tell"
+
+
+def compare_paired(per_query: dict[str, pd.DataFrame], baseline: str, metric: str = "nDCG@10",
+                   **kwargs) -> pd.DataFrame:
+    """One row per system: its mean ``metric`` and, against ``baseline``, the difference in points
+    with a 95% CI, the paired randomization test's p-value, queries up/down and a verdict.
+
+    In: ``{system: evaluate_run(qrels, run, per_query=True)}`` over the same queries. The p-values
+    are per comparison (not corrected for the number of rows).
+    """
+    if baseline not in per_query:
+        raise KeyError(f"baseline {baseline!r} is not one of the systems: {', '.join(per_query)}")
+    rows = {}
+    for system, table in per_query.items():
+        row = {metric: round(float(table[metric].mean()), 4)}
+        if system != baseline:
+            t = paired_test(per_query[baseline][metric], table[metric], **kwargs)
+            row.update({"Δ (pts)": round(100 * t["delta"], 1),
+                        "95% CI (pts)": f"[{100 * t['ci_low']:+.1f}, {100 * t['ci_high']:+.1f}]",
+                        "p": round(t["p_value"], 4), "queries up / down": f"{t['up']} / {t['down']}",
+                        f"vs {baseline}": verdict(t)})
+        rows[system] = row
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = f"{metric}, {len(per_query[baseline])} queries"
+    return out.fillna("")
+
+
+def evaluate_slices(qrels: dict, runs: dict[str, dict], query_meta: dict, field: str = "slice",
+                    metrics=METRICS) -> pd.DataFrame | None:
+    """Score each run on each value of a query metadata ``field`` (e.g. pydocs' ``slice``).
+
+    In: qrels, ``{system: run}``, ``{qid: metadata dict}``. Out: a DataFrame indexed by
+    (``"<value> (<n> q)"``, system), one column per metric — or ``None`` when some query lacks
+    the field (a dataset without that annotation), so a notebook can say "skipped" instead of failing.
+    """
+    values = {q: (query_meta.get(q) or {}).get(field) for q in qrels}
+    if not qrels or any(v is None for v in values.values()):
+        return None
+    rows = {}
+    for value in sorted(set(values.values()), key=str):
+        sub = {q: r for q, r in qrels.items() if values[q] == value}
+        for system, run in runs.items():
+            rows[(f"{value} ({len(sub)} q)", system)] = evaluate_run(sub, run, metrics=metrics)
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.names = [field, "system"]
+    return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import tomllib
 
-from .config import RESULTS_DIR, ROOT, atomic_write_text
+from .config import BUILT_IN_DATASETS, DEFAULT_DATASET, RESULTS_DIR, ROOT, atomic_write_text
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 NB_START, NB_END = "<!-- notebooks:start -->", "<!-- notebooks:end -->"
@@ -43,7 +43,13 @@ def results_table() -> str:
     Notebooks that share a metric share a table (retrieval metrics in one, generation metrics in
     another), so no table is mostly empty columns.
     """
-    files = sorted(p for p in RESULTS_DIR.glob("*.json") if p.stem.count(".") == 0)
+    def key(p):  # default-profile files of the built-in datasets: pydocs first, then faqs
+        parts = p.stem.split(".")
+        return parts[0], BUILT_IN_DATASETS.index(parts[1] if len(parts) > 1 else DEFAULT_DATASET)
+
+    files = sorted((p for p in RESULTS_DIR.glob("*.json")
+                    if p.stem.count(".") == 0 or (p.stem.count(".") == 1 and p.stem.split(".")[1] in BUILT_IN_DATASETS)),
+                   key=key)
     tables: list[tuple[list[str], list[tuple]]] = []  # (columns, rows)
     for path in files:
         res = json.loads(path.read_text(encoding="utf-8"))
@@ -55,19 +61,21 @@ def results_table() -> str:
             tables.append((columns, rows))
         columns += [m for m in dict.fromkeys(names) if m not in columns]
         for system in systems:
-            rows.append((res["notebook"], system, res["metrics"][system], res.get("machine", {}).get("device", "?"),
+            rows.append((res["notebook"], res.get("dataset", DEFAULT_DATASET), system, res["metrics"][system], res.get("machine", {}).get("device", "?"),
                          res.get("date", "")))
     if not tables:
         return "_No results yet: run `make run`._\n"
     out = []
     for columns, rows in tables:
-        text = "| notebook | system | " + " | ".join(columns) + " | measured on |\n"
-        text += "|---|---|" + "---:|" * len(columns) + "---|\n"
-        for nb, system, vals, device, date in rows:
+        text = "| notebook | data | system | " + " | ".join(columns) + " | measured on |\n"
+        text += "|---|---|---|" + "---:|" * len(columns) + "---|\n"
+        for nb, dataset, system, vals, device, date in rows:
             cells = [f"{100 * vals[c]:.1f}" if isinstance(vals.get(c), (int, float)) else "" for c in columns]
-            text += f"| {nb} | {system} | " + " | ".join(cells) + f" | {device}, {date} |\n"
+            text += f"| {nb} | {dataset} | {system} | " + " | ".join(cells) + f" | {device}, {date} |\n"
         out.append(text)
-    return "\n".join(out) + "\nScores ×100 on the test split of the built-in dataset (`cpu` profile).\n"
+    return "\n".join(out) + ("\nScores ×100 on the test split of each built-in dataset (`cpu` profile): `pydocs` (questions made "
+                              "by rules) and `faqs` (real questions people asked). Confidence intervals and paired "
+                              "tests are in each notebook and in `results/*.json`.\n")
 
 
 def _replace(text: str, start: str, end: str, block: str) -> str:

@@ -12,8 +12,20 @@ def test_results_table_renders_every_system_scaled_by_100(tmp_path, monkeypatch)
         "readme_systems": ["base", "tuned"]}))
     (tmp_path / "01_x.smoke.json").write_text("{not read: smoke results never reach the README}")
     table = report.results_table()
-    assert "| 01_x | base | 50.0 |" in table and "| 01_x | tuned | 65.4 |" in table
+    assert "| 01_x | pydocs | base | 50.0 |" in table and "| 01_x | pydocs | tuned | 65.4 |" in table
     assert "other" not in table
+
+
+def test_faqs_results_are_listed_after_pydocs_with_their_dataset(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "RESULTS_DIR", tmp_path)
+    for stem, dataset, score in (("01_x.faqs", "faqs", 0.7), ("01_x", "pydocs", 0.9)):
+        (tmp_path / f"{stem}.json").write_text(json.dumps({
+            "notebook": "01_x", "dataset": dataset, "date": "2026-01-01", "machine": {"device": "cpu"},
+            "metrics": {"tuned": {"nDCG@10": score}}}))
+    (tmp_path / "01_x.faqs.smoke.json").write_text("{never read}")
+    (tmp_path / "01_x.myfolder.json").write_text("{a learner's own data: not in the README}")
+    table = report.results_table()
+    assert table.index("| 01_x | pydocs | tuned | 90.0 |") < table.index("| 01_x | faqs | tuned | 70.0 |")
 
 
 def test_results_of_different_kinds_get_separate_tables(tmp_path, monkeypatch):
@@ -22,8 +34,8 @@ def test_results_of_different_kinds_get_separate_tables(tmp_path, monkeypatch):
         (tmp_path / f"{nb}.json").write_text(json.dumps({
             "notebook": nb, "date": "2026-01-01", "machine": {"device": "cpu"}, "metrics": {"s": {metric: 0.25}}}))
     tables = report.results_table().split("\n\n")
-    assert "| notebook | system | nDCG@10 | measured on |" in tables[0] and "| 02_b | s | 25.0 |" in tables[0]
-    assert "| notebook | system | task success | measured on |" in tables[1] and "| 03_c | s | 25.0 |" in tables[1]
+    assert "| notebook | data | system | nDCG@10 | measured on |" in tables[0] and "| 02_b | pydocs | s | 25.0 |" in tables[0]
+    assert "| notebook | data | system | task success | measured on |" in tables[1] and "| 03_c | pydocs | s | 25.0 |" in tables[1]
     assert "task success" not in tables[0]
 
 
