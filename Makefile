@@ -6,6 +6,9 @@
 PYTHON  ?= python3
 VENV    ?= .venv
 PROFILE ?= cpu
+# DATASET: empty = each notebook's default (pydocs); `make run DATASET=faqs` or a BEIR folder path
+# (relative to notebooks/, or absolute) switches the retrieval notebooks' data.
+DATASET ?=
 PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip
 STAMP   := $(VENV)/.searchtune-setup
@@ -18,6 +21,8 @@ TRANSFORMERS_OFFLINE ?= 1
 HF_DATASETS_OFFLINE  ?= 1
 export HF_HUB_OFFLINE TRANSFORMERS_OFFLINE HF_DATASETS_OFFLINE
 export TOKENIZERS_PARALLELISM = false
+# Batch runs (papermill, nbval): no progress bars in the stored outputs; a live Jupyter session shows them.
+export SEARCHTUNE_BATCH = 1
 export PYTHONWARNINGS = ignore::DeprecationWarning,ignore::FutureWarning
 
 .PHONY: setup data models run test report clean
@@ -43,17 +48,18 @@ models: setup
 
 run: data models
 	@for nb in $(NOTEBOOKS); do \
-	  echo "== $$nb (profile $(PROFILE))"; \
-	  SEARCHTUNE_PROFILE=$(PROFILE) $(VENV)/bin/papermill --kernel python3 --cwd notebooks \
-	    --log-level WARNING "$$nb" "$$nb" || exit 1; \
+	  echo "== $$nb (profile $(PROFILE)) $(DATASET)"; \
+	  SEARCHTUNE_PROFILE=$(PROFILE) $(if $(DATASET),SEARCHTUNE_DATASET=$(DATASET)) $(VENV)/bin/papermill \
+	    --kernel python3 --cwd notebooks --log-level WARNING "$$nb" "$$nb" || exit 1; \
 	done
 	$(MAKE) --no-print-directory report
 
 report: setup
 	$(PY) -m searchtune_utils.report
 
+# Two workers, one notebook per worker at a time (--dist loadfile keeps a notebook's cells together).
 test: data models
-	SEARCHTUNE_PROFILE=smoke $(PY) -m pytest -q
+	SEARCHTUNE_PROFILE=smoke $(PY) -m pytest -q -n 2 --dist loadfile
 
 clean:
 	rm -rf artifacts results/*.smoke.json results/*.gpu.json .cache

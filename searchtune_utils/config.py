@@ -112,6 +112,16 @@ def machine_info() -> dict:
     return info
 
 
+def progress_to_screen():
+    """Context manager for library calls that always draw progress bars (``mine_hard_negatives``):
+    in a live session the bars show; in batch runs (:func:`show_progress` is False) what the call
+    writes to stderr — the bars — is dropped, and what it prints to stdout stays."""
+    import contextlib
+    import io
+
+    return contextlib.nullcontext() if show_progress() else contextlib.redirect_stderr(io.StringIO())
+
+
 def save_results(notebook: str, profile: str, metrics: dict, dataset: str | Path = DEFAULT_DATASET,
                  **extra) -> Path:
     """Write :func:`results_path` (``results/<notebook>.json`` for pydocs in the default profile;

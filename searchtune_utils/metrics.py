@@ -220,7 +220,7 @@ def verdict(test: dict, alpha: float = 0.05) -> str:
 
 def compare_paired(per_query: dict[str, pd.DataFrame], baseline: str, metric: str = "nDCG@10",
                    **kwargs) -> pd.DataFrame:
-    """One row per system: its mean ``metric`` and, against ``baseline``, the difference in points
+    """One row per system: its mean ``metric`` (column ``mean``) and, against ``baseline``, the difference in points
     with a 95% CI, the paired randomization test's p-value, queries up/down and a verdict.
 
     In: ``{system: evaluate_run(qrels, run, per_query=True)}`` over the same queries. The p-values
@@ -230,7 +230,7 @@ def compare_paired(per_query: dict[str, pd.DataFrame], baseline: str, metric: st
         raise KeyError(f"baseline {baseline!r} is not one of the systems: {', '.join(per_query)}")
     rows = {}
     for system, table in per_query.items():
-        row = {metric: round(float(table[metric].mean()), 4)}
+        row = {"mean": round(float(table[metric].mean()), 4)}
         if system != baseline:
             t = paired_test(per_query[baseline][metric], table[metric], **kwargs)
             row.update({"Δ (pts)": round(100 * t["delta"], 1),

@@ -155,12 +155,46 @@ def loss_curve(log_history: list[dict], title: str):
     return fig
 
 
-def save_figure(fig, name: str, profile: str = DEFAULT_PROFILE) -> Path:
+def save_figure(fig, name: str, profile: str = DEFAULT_PROFILE, dataset: str = "pydocs") -> Path:
     """Write ``fig`` to ``results/figures/<name>.png`` at 110 dpi (``results/figures/<profile>/``
-    outside the default profile, so a smoke run never overwrites the committed figures).
+    outside the default profile, so a smoke run never overwrites the committed figures; a dataset
+    other than pydocs adds its tag: ``<name>.faqs.png``).
     Out: the path written."""
+    from .config import dataset_tag
+
     folder = FIGURES_DIR if profile == DEFAULT_PROFILE else FIGURES_DIR / profile
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{Path(name).stem}.png"
+    tag = dataset_tag(dataset)
+    path = folder / (f"{Path(name).stem}.png" if tag == "pydocs" else f"{Path(name).stem}.{tag}.png")
     fig.savefig(path, dpi=110, bbox_inches="tight")
     return path
+
+
+def similarity_grid(sim, n_questions: int, title: str):
+    """Heat map of one training batch: questions (rows) against the batch's passages (columns),
+    positives first, then the mined hard negatives. The right answer of each question is framed
+    in red, its own hard negative in dashed orange. In: a ``(n_questions, n_passages)`` tensor or
+    array of similarities, the number of questions, a title. Out: the Figure."""
+    import numpy as np
+
+    sim = np.asarray(sim, dtype=float)
+    n_pass = sim.shape[1]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n_pass, 0.8 + 0.5 * sim.shape[0]))
+    im = ax.imshow(sim, cmap="viridis", vmin=0, vmax=1)
+    for i in range(sim.shape[0]):
+        for j in range(n_pass):
+            ax.text(j, i, f"{sim[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="black" if sim[i, j] > 0.6 else "white", fontweight="bold" if i == j else None)
+        ax.add_patch(plt.Rectangle((i - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
+        if n_pass > n_questions:
+            ax.add_patch(plt.Rectangle((n_questions + i - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="orange",
+                                       linewidth=2, linestyle="--"))
+    ax.set_xticks(range(n_pass), [f"p{j + 1}" for j in range(n_questions)] +
+                  [f"n{j + 1}" for j in range(n_pass - n_questions)])
+    ax.set_yticks(range(sim.shape[0]), [f"q{i + 1}" for i in range(sim.shape[0])])
+    ax.set_xlabel("passages in the batch: positives p, mined hard negatives n")
+    ax.set_ylabel("questions")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="cosine similarity")
+    fig.tight_layout()
+    return fig

@@ -62,12 +62,13 @@ def labeled_list_to_pairs(dataset, query_column: str | None = None, docs_column:
 
 
 def margin_guard(qrels: dict[str, dict[str, int]], run: dict, positive_scores: dict[str, float],
-                 relative_margin: float, depth: int) -> list[dict]:
+                 relative_margin: float | None, depth: int) -> list[dict]:
     """What a relative-margin false-negative guard does to each query's candidates.
 
     Same rule as ``mine_hard_negatives(relative_margin=m)``: a candidate is rejected when its
     retriever score exceeds ``positive_score - abs(positive_score) * m`` (it looks about as
-    relevant as the known answer, so it may be an unlabelled answer).
+    relevant as the known answer, so it may be an unlabelled answer). ``relative_margin=None`` means
+    no guard, as in the miner: nothing is rejected (threshold = +inf).
     In: qrels, the retriever's run, ``{qid: score of its positive}``, the margin, and the
     candidate ``depth`` (the run's top ``depth``). Out: one dict per non-positive candidate
     ``{"qid", "doc_id", "rank", "score", "positive_score", "threshold", "rejected"}``.
@@ -77,7 +78,7 @@ def margin_guard(qrels: dict[str, dict[str, int]], run: dict, positive_scores: d
         if qid not in positive_scores:
             continue
         pos = float(positive_scores[qid])
-        threshold = pos - abs(pos) * relative_margin
+        threshold = float("inf") if relative_margin is None else pos - abs(pos) * relative_margin
         docs = run.get(qid) or {}
         for rank, did in enumerate(ranked(docs)[:depth], start=1):
             if judged.get(did, 0) >= 1:

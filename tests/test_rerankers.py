@@ -67,6 +67,12 @@ def test_margin_guard_depth_and_missing_positive_score():
     assert rerankers.margin_guard(QRELS, RUN, {}, 0.05, depth=3) == []
 
 
+def test_margin_guard_none_means_no_guard():
+    rows = rerankers.margin_guard(QRELS, RUN, {"q1": 0.8}, relative_margin=None, depth=3)
+    assert [(r["doc_id"], r["rejected"]) for r in rows] == [("a", False), ("c", False)]
+    assert rows[0]["threshold"] == float("inf")
+
+
 def test_top_k_changes():
     after = {"q1": {"b": 2.0, "a": 1.0, "c": 0.0}, "q2": {"c": 0.5, "a": 0.4, "b": 0.3}}
     changes = rerankers.top_k_changes(RUN, after, k=2)

@@ -49,7 +49,7 @@ def test_compare_paired_table():
     table = metrics.compare_paired(per_query, baseline="bad")
     assert table.loc["good", "Δ (pts)"] == pytest.approx(100 * (1 - 1 / np.log2(3)), abs=0.1)
     assert table.loc["good", "vs bad"] == "higher" and table.loc["good", "queries up / down"] == "30 / 0"
-    assert table.loc["bad", "Δ (pts)"] == ""
+    assert table.loc["bad", "Δ (pts)"] == "" and table.loc["bad", "mean"] == pytest.approx(1 / np.log2(3), abs=1e-4)
 
 
 def test_evaluate_slices_and_missing_field():
@@ -85,3 +85,18 @@ def test_earlier_run_only_when_the_data_match(tmp_path, monkeypatch):
     assert config.earlier_run("00_x", "cpu", "faqs", {"passages": 11, "test": 3}, "BM25") is None
     assert config.earlier_run("00_x", "cpu", "pydocs", {"passages": 10, "test": 3}, "BM25") is None
     assert config.earlier_run("00_x", "cpu", "faqs", {"passages": 10, "test": 3}, "dense") is None
+
+
+def test_progress_to_screen_drops_stderr_only_in_batch(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setenv("SEARCHTUNE_BATCH", "1")
+    with config.progress_to_screen():
+        print("summary")
+        print("bar", file=sys.stderr)
+    out = capsys.readouterr()
+    assert out.out == "summary\n" and out.err == ""
+    monkeypatch.setenv("SEARCHTUNE_BATCH", "0")
+    with config.progress_to_screen():
+        print("bar", file=sys.stderr)
+    assert capsys.readouterr().err == "bar\n"
