@@ -57,9 +57,10 @@ run: data models
 report: setup
 	$(PY) -m searchtune_utils.report
 
-# Two workers, one notebook per worker at a time (--dist loadfile keeps a notebook's cells together).
+# Two workers: the notebooks in order on one (each may read what an earlier one saved, see tests/conftest.py),
+# the unit tests and the foreign-data notebook runs on the other.
 test: data models
-	SEARCHTUNE_PROFILE=smoke $(PY) -m pytest -q -n 2 --dist loadfile
+	SEARCHTUNE_PROFILE=smoke $(PY) -m pytest -q -n 2 --dist loadgroup
 
 clean:
 	rm -rf artifacts results/*.smoke.json results/*.gpu.json .cache
