@@ -78,6 +78,27 @@ def results_table() -> str:
                               "tests are in each notebook and in `results/*.json`.\n")
 
 
+def transfer_table(notebook: str = "01_finetune_embeddings") -> str:
+    """Markdown table of notebook 01's transfer section (``transfer`` in its default results file):
+    each embedder on each built-in test split, nDCG@10 ×100 and the paired difference with the
+    base model (points, 95% CI, p). Empty when the file has no transfer section."""
+    path = RESULTS_DIR / f"{notebook}.json"
+    res = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    if not res.get("transfer"):
+        return ""
+    out = ("\nDoes fine-tuning carry over? Each embedder on each test split (notebook 01, nDCG@10 ×100; "
+           "Δ against the base model with its 95% CI and the paired randomization test's p):\n\n"
+           "| test split | embedder | nDCG@10 | Δ (pts) | 95% CI | p |\n|---|---|---:|---:|---|---:|\n")
+    for split, systems in res["transfer"].items():
+        for system, row in systems.items():
+            t = row["vs base"]
+            delta = "" if t["delta"] == 0 and t["p_value"] == 1.0 else f"{100 * t['delta']:+.1f}"
+            ci = "" if not delta else f"[{100 * t['ci_low']:+.1f}, {100 * t['ci_high']:+.1f}]"
+            p = "" if not delta else f"{t['p_value']:.4f}"
+            out += f"| {split} | {system} | {100 * row['nDCG@10']:.1f} | {delta} | {ci} | {p} |\n"
+    return out
+
+
 def _replace(text: str, start: str, end: str, block: str) -> str:
     if start not in text or end not in text:
         raise ValueError(f"README lacks the markers {start} … {end}")
@@ -90,7 +111,7 @@ def update_readme(path=ROOT / "README.md") -> bool:
     """Regenerate the notebook table and the results table between their markers in the README."""
     text = path.read_text(encoding="utf-8")
     text = _replace(text, NB_START, NB_END, notebooks_table())
-    text = _replace(text, START, END, results_table())
+    text = _replace(text, START, END, results_table() + transfer_table())
     atomic_write_text(path, text)
     return True
 

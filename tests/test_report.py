@@ -47,3 +47,15 @@ def test_update_readme_replaces_only_the_marked_blocks(tmp_path, monkeypatch):
     text = readme.read_text()
     assert text.startswith("intro\n") and "\nmiddle\n" in text and text.endswith("end\n")
     assert "old" not in text and "_No results yet" in text and "| 00 |" in text
+
+
+def test_transfer_table_from_notebook_01_results(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "RESULTS_DIR", tmp_path)
+    assert report.transfer_table("01_x") == ""
+    base = {"delta": 0.0, "ci_low": 0.0, "ci_high": 0.0, "p_value": 1.0}
+    worse = {"delta": -0.077, "ci_low": -0.1, "ci_high": -0.054, "p_value": 0.0002}
+    (tmp_path / "01_x.json").write_text(json.dumps({"transfer": {"faqs test": {
+        "base": {"nDCG@10": 0.7882, "vs base": base}, "tuned on pydocs": {"nDCG@10": 0.7117, "vs base": worse}}}}))
+    table = report.transfer_table("01_x")
+    assert "| faqs test | base | 78.8 |  |  |  |" in table
+    assert "| faqs test | tuned on pydocs | 71.2 | -7.7 | [-10.0, -5.4] | 0.0002 |" in table
