@@ -57,10 +57,9 @@ run: data models
 report: setup
 	$(PY) -m searchtune_utils.report
 
-# Two workers: the notebooks in order on one (each may read what an earlier one saved, see tests/conftest.py),
-# the unit tests and the foreign-data notebook runs on the other.
+# One process: the notebooks run in order (each may read what an earlier one saved).
 test: data models
-	SEARCHTUNE_PROFILE=smoke $(PY) -m pytest -q -n 2 --dist loadgroup
+	SEARCHTUNE_PROFILE=smoke $(PY) -m pytest -q
 
 clean:
 	rm -rf artifacts results/*.smoke.json results/*.gpu.json .cache
