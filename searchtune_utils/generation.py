@@ -14,10 +14,17 @@ so a model trained in one notebook is prompted, parsed and scored the same way i
 
 :func:`parse_answer` checks an answer against that contract and :func:`score_answer` scores it
 against a reference record (see ``data.GENERATION_FIELDS``); :func:`summarize` turns the scores
-into the metrics table of the notebooks. The rest builds records from BEIR data
+into the metrics table of the notebooks. The rest loads the search stack notebook 02 chose
+(:func:`load_search_stack`, :func:`search_stack`), builds records from BEIR data
 (:func:`build_datasets`), turns them into chat examples for TRL (:func:`chat_example`), generates
-answers in batches (:func:`generate`) and makes controlled failures for preference pairs
-(:data:`CORRUPTIONS`).
+answers in batches (:func:`generate`), measures the extractive rule baseline
+(:func:`rule_answer`, :func:`choose_threshold`), puts confidence intervals and paired tests on the
+rates (:func:`metrics_with_ci`, :func:`paired_tests`) and makes controlled failures for preference
+pairs (:data:`CORRUPTIONS`, :func:`corruption_pairs`).
+
+A citation may stand before or after the sentence it supports: ``[Source 2] math.floor: Return
+the floor of x.`` ("citation first") and ``math.floor: Return the floor of x [Source 2].`` are
+both compliant; :func:`reference_answer` writes either.
 """
 from __future__ import annotations
 
@@ -38,7 +45,7 @@ MAX_ANSWER_WORDS = 50
 SYSTEM_PROMPT = (
     "You answer questions about Python's standard library using only the numbered sources in the "
     "user's message. Reply with one short sentence that names the function, class or exception that "
-    "answers the question and says what it does, then cite the source you used, written exactly as "
+    "answers the question and says what it does, and cite the source you used, written exactly as "
     "[Source N]. If no source answers the question, reply exactly: " + REFUSAL
 )
 
@@ -62,6 +69,16 @@ FEW_SHOT = [
     {"question": "How do I install a package with Homebrew on macOS?",
      "passages": ["os.getcwd()\nReturn a unicode string representing the current working directory."],
      "answer": REFUSAL},
+]
+
+#: The same two examples in the other order (refusal first), the answer written citation first and
+#: citing Source 1, as it mostly is once the search stack has ranked the passages.
+FEW_SHOT_CITATION_FIRST = [
+    FEW_SHOT[1],
+    {"question": "how do I round a number down to an int?",
+     "passages": ["math.floor(x, /)\nReturn the floor of x as an Integral.",
+                  "math.ceil(x, /)\nReturn the ceiling of x as an Integral."],
+     "answer": "[Source 1] math.floor: Return the floor of x as an Integral."},
 ]
 
 
@@ -114,13 +131,24 @@ def answer_name(title: str) -> str:
     return title.split("(")[0].split(" (part")[0].strip()
 
 
-def reference_answer(title: str, summary: str, source: int) -> str:
-    """The reference answer, made by rule: ``"<object name>: <summary sentence> [Source n]."``.
+def reference_answer(title: str, summary: str, source: int, citation_first: bool = False) -> str:
+    """The reference answer, made by rule: ``"<object name>: <summary sentence> [Source n]."``, or
+    with ``citation_first``: ``"[Source n] <object name>: <summary sentence>."``.
 
     Both parts are copied from the cited passage (its title and first sentence), so a reference
     answer says nothing its source does not say.
     """
-    return f"{answer_name(title)}: {summary.strip().rstrip('.')} {CITATION.format(n=source)}."
+    name, sentence, cite = answer_name(title), summary.strip().rstrip("."), CITATION.format(n=source)
+    return f"{cite} {name}: {sentence}." if citation_first else f"{name}: {sentence} {cite}."
+
+
+def extractive_answer(passage: str, source: int, citation_first: bool = False) -> str:
+    """Copy one passage (``"title\ntext"``) into the answer format: its object name and its first
+    sentence, citing ``[Source source]`` (:func:`reference_answer`). A passage without text gives
+    its title as the sentence."""
+    title, _, text = passage.partition("\n")
+    sentence = re.split(r"(?<=[.!?])\s", text.strip())[0] if text.strip() else title
+    return reference_answer(title, sentence, source, citation_first)
 
 
 # --------------------------------------------------------------------------------- parse and score
@@ -267,9 +295,317 @@ def summarize(scores: list[dict]) -> dict:
     return {k: v for k, v in out.items() if v is not None}
 
 
+# --------------------------------------------------------------------------------- uncertainty
+#: The metrics whose question group does not depend on the system (all questions, or one kind of
+#: question), so two systems can be compared question by question (:func:`paired_tests`).
+PAIRED_METRICS = ("task success", "format compliance", "false refusals (answerable)",
+                  "refusal (answer not in sources)", "refusal (out-of-scope)")
+
+#: How the notebooks name the three kinds of question.
+KIND_NAMES = {"answerable": "answerable", "unanswerable": "answer not in sources (near-miss)",
+              "out_of_scope": "out-of-scope"}
+
+
+def per_question(scores: list[dict], ids: list[str] | None = None):
+    """The metrics of :func:`summarize`, one row per question: a DataFrame indexed by ``ids``
+    (default 0..n-1), one column per metric of :data:`METRICS`, 0/1 (faithfulness: 0..1) where the
+    metric applies to the question and NaN where it does not. Column means = :func:`summarize`."""
+    import pandas as pd
+
+    nan = float("nan")
+    rows = []
+    for s in scores:
+        answered = s["answerable"] and not s["refusal"]
+        rows.append([
+            float(task_success(s)), float(s["compliant"]),
+            float(bool(s["correct"])) if answered else nan,
+            (s["faithfulness"] if s["faithfulness"] is not None else 0.0) if answered else nan,
+            float(s["refusal"]) if s["kind"] == "out_of_scope" else nan,
+            float(s["refusal"]) if s["kind"] == "unanswerable" else nan,
+            float(s["refusal"]) if s["answerable"] else nan,
+        ])
+    index = pd.Index(list(ids) if ids is not None else range(len(scores)), name="id")
+    return pd.DataFrame(rows, index=index, columns=list(METRICS), dtype=float)
+
+
+def rate_ci(values, confidence: float = 0.95) -> tuple[float, float, float, int]:
+    """``(mean, low, high, n)`` of per-question values (NaNs dropped). 0/1 values get the Wilson
+    score interval (``scipy.stats.binomtest(...).proportion_ci``), which stays sensible at 0 and 1;
+    other values (faithfulness) a percentile bootstrap over questions. NaN bounds when n < 2."""
+    import numpy as np
+    from scipy import stats
+
+    x = np.asarray([v for v in values if v == v], dtype=float)
+    n = len(x)
+    if n == 0:
+        return float("nan"), float("nan"), float("nan"), 0
+    mean = float(x.mean())
+    if n < 2:
+        return mean, float("nan"), float("nan"), n
+    if np.isin(x, (0.0, 1.0)).all():
+        ci = stats.binomtest(int(x.sum()), n).proportion_ci(confidence_level=confidence, method="wilson")
+        return mean, float(ci.low), float(ci.high), n
+    if np.all(x == x[0]):
+        return mean, mean, mean, n
+    boot = stats.bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=2000,
+                           method="percentile", rng=np.random.default_rng(0))
+    return mean, float(boot.confidence_interval.low), float(boot.confidence_interval.high), n
+
+
+def metrics_with_ci(scores_by_system: dict[str, list[dict]], confidence: float = 0.95):
+    """Every metric of every system with its ``confidence`` interval (:func:`rate_ci`).
+
+    In: ``{system: [score_answer(...) per question]}``. Out: a long DataFrame with columns
+    ``system, metric, n, value, ci_low, ci_high`` (``n`` = questions the metric averages over);
+    :func:`ci_text` turns it into a readable table.
+    """
+    import pandas as pd
+
+    rows = []
+    for system, scores in scores_by_system.items():
+        table = per_question(scores)
+        for metric in METRICS:
+            value, low, high, n = rate_ci(table[metric], confidence)
+            if n:
+                rows.append({"system": system, "metric": metric, "n": n, "value": value, "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows, columns=["system", "metric", "n", "value", "ci_low", "ci_high"])
+
+
+def _ci_cell(value: float, low: float, high: float, digits: int = 2) -> str:
+    if low != low:
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def ci_text(table, digits: int = 2):
+    """:func:`metrics_with_ci`'s table as text: one row per metric, one column per system, each cell
+    ``"value [low, high]"``. A metric whose question count is the same for every system names it."""
+    import pandas as pd
+
+    out = {}
+    for metric in dict.fromkeys(table["metric"]):
+        sub = table[table["metric"] == metric]
+        ns = set(sub["n"])
+        label = f"{metric} ({ns.pop()} q)" if len(ns) == 1 and metric in PAIRED_METRICS else metric
+        out[label] = {r.system: _ci_cell(r.value, r.ci_low, r.ci_high, digits) for r in sub.itertuples()}
+    frame = pd.DataFrame.from_dict(out, orient="index").fillna("")
+    frame.index.name = "metric (95% CI)"
+    return frame
+
+
+def task_success_by_kind(scores_by_system: dict[str, list[dict]], confidence: float = 0.95, digits: int = 2):
+    """Task success (:func:`task_success`) per kind of question, with its ``confidence`` interval.
+
+    Out: a DataFrame, one row per kind (named as in :data:`KIND_NAMES`, with the question count)
+    plus "all", one column per system, cells ``"value [low, high]"``.
+    """
+    import pandas as pd
+
+    out = {}
+    first = next(iter(scores_by_system.values()))
+    for kind in [k for k in KIND_NAMES if any(s["kind"] == k for s in first)] + ["all"]:
+        idx = [i for i, s in enumerate(first) if kind == "all" or s["kind"] == kind]
+        row = {}
+        for system, scores in scores_by_system.items():
+            value, low, high, _ = rate_ci([float(task_success(scores[i])) for i in idx], confidence)
+            row[system] = _ci_cell(value, low, high, digits)
+        out[f"{KIND_NAMES.get(kind, kind)} ({len(idx)} q)"] = row
+    frame = pd.DataFrame.from_dict(out, orient="index")
+    frame.index.name = "task success by kind (95% CI)"
+    return frame
+
+
+def paired_tests(scores_by_system: dict[str, list[dict]], baseline: str, metric_names=PAIRED_METRICS,
+                 as_dict: bool = False, **kwargs):
+    """Each system against ``baseline`` on the same questions, per metric of ``metric_names``
+    (those of :data:`PAIRED_METRICS`: their question group is the same for every system).
+
+    Uses ``metrics.compare_paired`` (paired bootstrap 95% CI + paired randomization test over the
+    per-question 0/1 outcomes of :func:`per_question`). A metric with fewer than 2 questions is
+    left out. Out: one DataFrame (rows: (metric with its question count, system)), or with
+    ``as_dict``: ``{system: {metric: metrics.paired_test(...)}}`` for a results file.
+    """
+    import pandas as pd
+
+    from . import metrics as _metrics
+
+    tables = {name: per_question(scores) for name, scores in scores_by_system.items()}
+    parts, numbers = [], {name: {} for name in tables if name != baseline}
+    for metric in metric_names:
+        sub = {name: t[[metric]].dropna() for name, t in tables.items()}
+        if len(sub[baseline]) < 2:
+            continue
+        if as_dict:
+            for name in numbers:
+                numbers[name][metric] = _metrics.paired_test(sub[baseline][metric], sub[name][metric], **kwargs)
+            continue
+        part = _metrics.compare_paired(sub, baseline, metric, **kwargs)
+        part.index = pd.MultiIndex.from_product([[f"{metric} ({len(sub[baseline])} q)"], part.index],
+                                                names=["metric", "system"])
+        parts.append(part)
+    return numbers if as_dict else pd.concat(parts)
+
+
+def answer_positions(records: list[dict]):
+    """Where the answering passage sits in each record's prompt: ``"Source n"`` for answerable
+    records, ``"not shown (near-miss)"`` and ``"out-of-scope question"`` for the others.
+    Out: counts as a pandas Series, sources first."""
+    import pandas as pd
+
+    labels = [f"Source {r['cited'][0]}" if r.get("answerable") and r.get("cited") else
+              "out-of-scope question" if r.get("kind") == "out_of_scope" else "not shown (near-miss)"
+              for r in records]
+    k = max((len(r["passages"]) for r in records), default=0)
+    order = [f"Source {n}" for n in range(1, k + 1)] + ["not shown (near-miss)", "out-of-scope question"]
+    return pd.Series(labels, dtype=str).value_counts().reindex(order, fill_value=0)
+
+
+def error_kind(score: dict, record: dict) -> str | None:
+    """What went wrong in one scored answer (:func:`score_answer`), or None when it is right.
+
+    ``"wrong format"``, ``"refuses answerable"``, ``"right words, wrong [Source N]"`` (every content
+    word is in the answering passage, but it cites another number), ``"answered from another
+    passage"``, ``"unsupported words"`` (right source, words not in it), ``"answers near-miss"``,
+    ``"answers out-of-scope"``."""
+    if not score["compliant"]:
+        return "wrong format"
+    if score["answerable"]:
+        if score["refusal"]:
+            return "refuses answerable"
+        if not score["correct"]:
+            gold_text = [record["passages"][n - 1]["text"] for n in score["gold"]]
+            return "right words, wrong [Source N]" if support(score["body"], gold_text) == 1.0 else "answered from another passage"
+        if (score["faithfulness"] or 0.0) < 1.0:
+            return "unsupported words"
+        return None
+    if score["refusal"]:
+        return None
+    return "answers out-of-scope" if score["kind"] == "out_of_scope" else "answers near-miss"
+
+
+# --------------------------------------------------------------------------------- the search stack
+def load_search_stack(profile: str, dataset: str = "pydocs", base_retriever: str = "minilm",
+                      load_models: bool = True, verbose: bool = True) -> dict:
+    """The retrieval stack notebook 02 chose on dev, for every generator notebook (03, 04, ...).
+
+    * **retriever**: notebook 01's fine-tuned embedder
+      (``config.artifact_dir("01_finetune_embeddings", "model", profile, dataset)``), else the base
+      ``base_retriever``;
+    * **reranker and order**: ``results/02_finetune_reranker….json`` (``models["blend weight w"]``)
+      says what 02 chose on dev, and the reranker is its saved model
+      (``artifact_dir("02_finetune_reranker", "model", ...)``). ``0 < w < 1``: rank by the blend
+      ``rerankers.interpolate(retriever run, reranker run, w)``; ``w = 1``: the reranker's order;
+      ``w = 0``: the retriever alone (no reranker loaded). Without 02's results file or model:
+      the retriever alone.
+    * **confidence**: the score the rule baseline thresholds (:func:`rule_answer`): the reranker's
+      raw score of a passage when a reranker is used, else the retriever's cosine.
+
+    Out: ``{"retriever", "reranker", "weight", "retriever_path", "reranker_path", "parts",
+    "fell_back", "notes"}`` — the loaded models (``None`` when ``load_models`` is False, or no
+    reranker), ``weight`` (None = no blend: pass it to :func:`search_stack` as is), ``parts``
+    (one line per part, for printing and results files), ``fell_back`` (the parts that fell back
+    to a default because an earlier notebook's output is missing) and ``notes``. ``verbose``
+    prints ``parts`` and ``fell_back``. Paths in the text are relative to the repository.
+    """
+    from . import config, models
+
+    def rel(path):
+        try:
+            return str(Path(path).resolve().relative_to(config.ROOT.resolve()))
+        except ValueError:
+            return Path(path).name
+
+    parts, fell_back, notes = {}, [], []
+    dir01 = config.artifact_dir("01_finetune_embeddings", "model", profile, dataset)
+    retriever_path, used = models.first_available(str(dir01), base_retriever)
+    from_01 = used == str(dir01)
+    parts["retriever"] = (f"notebook 01's fine-tuned embedder ({rel(dir01)})" if from_01 else
+                          f"base {base_retriever} — fell back: no {rel(dir01)} (run notebook 01 in this profile)")
+    if not from_01:
+        fell_back.append("retriever")
+
+    res02 = config.load_results("02_finetune_reranker", profile, dataset)
+    dir02 = config.artifact_dir("02_finetune_reranker", "model", profile, dataset)
+    chosen = (res02 or {}).get("models") or {}
+    weight, reranker_path = None, None
+    results_name = config.results_path("02_finetune_reranker", profile, dataset).name
+    if "blend weight w" not in chosen:
+        parts["reranker"] = f"none — fell back: no results/{results_name} with a blend weight (run notebook 02)"
+        fell_back.append("reranker")
+    elif not dir02.is_dir():
+        parts["reranker"] = f"none — fell back: no {rel(dir02)} (run notebook 02 in this profile)"
+        fell_back.append("reranker")
+    elif float(chosen["blend weight w"]) <= 0:
+        parts["reranker"] = "none: notebook 02 chose the retriever alone on dev (w = 0)"
+    else:
+        weight, reranker_path = float(chosen["blend weight w"]), str(dir02)
+        parts["reranker"] = f"notebook 02's {chosen.get('best reranker', 'reranker')} ({rel(dir02)})"
+        if chosen.get("retriever") != ("01_finetune_embeddings" if from_01 else base_retriever):
+            notes.append(f"notebook 02 chose w on dev with the retriever {chosen.get('retriever')!r}, "
+                         "not the one used here: the blend weight may not fit")
+    if weight is None:
+        parts["order"] = "the retriever's order"
+    elif weight >= 1:
+        parts["order"] = "the reranker's order (w = 1 on dev in notebook 02)"
+    else:
+        parts["order"] = (f"blend w × reranker + (1 − w) × retriever, scores min-max scaled per question, "
+                          f"w = {weight:g} (chosen on dev in notebook 02)")
+    parts["confidence"] = "the reranker's raw score" if weight else "the retriever's cosine similarity"
+
+    stack = {"retriever": None, "reranker": None, "weight": weight, "retriever_path": retriever_path,
+             "reranker_path": reranker_path, "parts": parts, "fell_back": fell_back, "notes": notes}
+    if load_models:
+        from sentence_transformers import CrossEncoder, SentenceTransformer
+
+        stack["retriever"] = SentenceTransformer(retriever_path, device=None)
+        stack["reranker"] = CrossEncoder(reranker_path, device=None) if reranker_path else None
+    if verbose:
+        for name, line in parts.items():
+            print(f"{name + ':':<12}{line}")
+        print(f"{'fell back:':<12}{', '.join(fell_back) or 'nothing (every part is the one chosen upstream)'}")
+        for note in notes:
+            print("note:", note)
+    return stack
+
+
+def search_stack(retriever, corpus: dict, queries: dict[str, str], candidates: int = 20,
+                 reranker=None, batch_size: int = 64, encoded=None, weight: float | None = None,
+                 return_scores: bool = False, show_progress_bar: bool = False):
+    """Rank passages for each question with the search stack: dense retrieval of ``candidates``
+    passages with the SentenceTransformer ``retriever``, re-ranked by the CrossEncoder
+    ``reranker`` when one is given — in the reranker's order, or, with ``weight`` in (0, 1), by
+    the blend ``rerankers.interpolate(retriever run, reranker run, weight)`` (notebook 02).
+
+    In: models, corpus, ``{qid: question}``; ``encoded`` = a precomputed
+    ``retrieval.encode_corpus`` pair (else the corpus is encoded here, once).
+    Out: ``{qid: [doc_id, ...]}`` best first, ``candidates`` long; with ``return_scores`` also
+    ``{qid: {doc_id: score}}``, the stack's confidence in each candidate: the reranker's raw score
+    when there is a reranker, else the retriever's cosine.
+    """
+    from . import retrieval
+    from .metrics import ranked
+    from .rerankers import interpolate
+
+    encoded = encoded or retrieval.encode_corpus(retriever, corpus, batch_size=batch_size,
+                                                 show_progress_bar=show_progress_bar)
+    run = retrieval.dense_search(retriever, encoded, queries, k=candidates, batch_size=batch_size)
+    confidence = run
+    if reranker is not None:
+        reranked, _ = retrieval.rerank(reranker, corpus, queries, run, k=candidates)
+        confidence = reranked
+        run = reranked if weight is None or weight >= 1 else interpolate(run, reranked, weight)
+    order = {q: ranked(run[q]) for q in queries}
+    return (order, {q: dict(confidence[q]) for q in queries}) if return_scores else order
+
+
 # --------------------------------------------------------------------------------- records
-def _passages(doc_ids: list[str], corpus: dict, max_words: int | None) -> list[dict]:
-    return [{"doc_id": d, "text": truncate_words(passage_text(corpus[d]), max_words)} for d in doc_ids]
+def _passages(doc_ids: list[str], corpus: dict, max_words: int | None, scores: dict | None = None) -> list[dict]:
+    out = [{"doc_id": d, "text": truncate_words(passage_text(corpus[d]), max_words)} for d in doc_ids]
+    if scores:
+        for p in out:
+            if p["doc_id"] in scores:
+                p["score"] = round(float(scores[p["doc_id"]]), 6)
+    return out
 
 
 def _contains(passage: str, sentence: str) -> bool:
@@ -277,19 +613,22 @@ def _contains(passage: str, sentence: str) -> bool:
 
 
 def answerable_record(rid: str, question: str, doc_ids: list[str], gold: str, corpus: dict,
-                      summary: str, max_words: int | None) -> dict | None:
+                      summary: str, max_words: int | None, scores: dict | None = None,
+                      citation_first: bool = False) -> dict | None:
     """A record whose answer cites the gold passage at its position in ``doc_ids``.
 
     Returns None when the reference answer would not be grounded: the summary sentence is not in
     the (truncated) gold passage, or another shown passage also contains it (ambiguous source).
+    ``scores`` = ``{doc_id: stack confidence}`` kept with each passage; ``citation_first``: the
+    reference answer's format (:func:`reference_answer`).
     """
-    passages = _passages(doc_ids, corpus, max_words)
+    passages = _passages(doc_ids, corpus, max_words, scores)
     pos = doc_ids.index(gold) + 1
     if not summary or not _contains(passages[pos - 1]["text"], summary):
         return None
     if any(_contains(p["text"], summary) for i, p in enumerate(passages, 1) if i != pos):
         return None
-    answer = reference_answer(corpus[gold].get("title") or "", summary, pos)
+    answer = reference_answer(corpus[gold].get("title") or "", summary, pos, citation_first)
     if not answer_name(corpus[gold].get("title") or "") or support(_EXACT.sub(" ", answer), [passages[pos - 1]["text"]]) < 1.0:
         return None
     return {"id": rid, "question": question, "passages": passages, "answerable": True,
@@ -297,30 +636,10 @@ def answerable_record(rid: str, question: str, doc_ids: list[str], gold: str, co
 
 
 def refusal_record(rid: str, question: str, doc_ids: list[str], corpus: dict, max_words: int | None,
-                   kind: str) -> dict:
+                   kind: str, scores: dict | None = None) -> dict:
     """A record whose right answer is :data:`REFUSAL` (``kind``: "out_of_scope" or "unanswerable")."""
-    return {"id": rid, "question": question, "passages": _passages(doc_ids, corpus, max_words),
+    return {"id": rid, "question": question, "passages": _passages(doc_ids, corpus, max_words, scores),
             "answerable": False, "answer": REFUSAL, "cited": [], "kind": kind}
-
-
-def search_stack(retriever, corpus: dict, queries: dict[str, str], candidates: int = 20,
-                 reranker=None, batch_size: int = 64, encoded=None) -> dict[str, list[str]]:
-    """Rank passages for each question with the search stack: dense retrieval of ``candidates``
-    passages with the SentenceTransformer ``retriever``, re-ranked by the CrossEncoder
-    ``reranker`` when one is given.
-
-    In: models, corpus, ``{qid: question}``; ``encoded`` = a precomputed
-    ``retrieval.encode_corpus`` pair (else the corpus is encoded here, once).
-    Out: ``{qid: [doc_id, ...]}`` best first, ``candidates`` long.
-    """
-    from . import retrieval
-    from .metrics import ranked
-
-    encoded = encoded or retrieval.encode_corpus(retriever, corpus, batch_size=batch_size)
-    run = retrieval.dense_search(retriever, encoded, queries, k=candidates, batch_size=batch_size)
-    if reranker is not None:
-        run, _ = retrieval.rerank(reranker, corpus, queries, run, k=candidates)
-    return {q: ranked(run[q]) for q in queries}
 
 
 def question_order(qrels: dict, split: str, seed: int = 42) -> list[str]:
@@ -350,10 +669,48 @@ def questions_to_rank(queries: dict, qrels: dict, out_of_scope: list[dict], size
     return out
 
 
+#: Words that name the tool of each ``faqs`` source (case-insensitive; one-letter names match
+#: case-sensitively). Sources not listed are named by their id without "-faq"/"faq".
+FAQ_TOOL_WORDS = {
+    "perlfaq": ("Perl", "CPAN"), "r-faq": ("R", "CRAN"), "curl-faq": ("curl", "libcurl"),
+    "cryptsetup-faq": ("cryptsetup", "LUKS", "dm-crypt"), "debian-faq": ("Debian", "dpkg", "apt", "apt-get"),
+    "sudo-troubleshooting": ("sudo",), "urxvt-faq": ("urxvt", "rxvt-unicode", "rxvt"),
+}
+
+
+def _names(word: str, text: str) -> bool:
+    if len(word) == 1:
+        return re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text) is not None
+    return re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text, re.IGNORECASE) is not None
+
+
+def faq_out_of_scope(queries: dict[str, str], query_meta: dict[str, dict]) -> list[dict]:
+    """Out-of-scope questions for a Python-docs assistant, from the real questions of ``data/faqs``.
+
+    Keeps a question when it names the tool its FAQ is about (:data:`FAQ_TOOL_WORDS`: "How do I
+    sort a hash in Perl?") and does not mention Python — a generic FAQ question ("How do I sort an
+    array?") could well be answered from Python's documentation, so it is not used. The split is
+    the faqs split (by project: Perl, R, curl, cryptsetup in test; Debian in dev).
+    In: faqs ``queries`` and ``query_meta`` (``data.load_queries``). Out: records
+    ``{"id", "question", "split", "tool"}`` as in ``out_of_scope.jsonl``.
+    """
+    out = []
+    for qid, text in queries.items():
+        meta = query_meta.get(qid) or {}
+        source = meta.get("source", "")
+        words = FAQ_TOOL_WORDS.get(source) or (re.sub(r"-?faq$", "", source),)
+        if not words[0] or re.search(r"python", text, re.IGNORECASE):
+            continue
+        if any(_names(w, text) for w in words):
+            out.append({"id": qid, "question": text, "split": meta.get("split"), "tool": words[0]})
+    return out
+
+
 def build_datasets(corpus: dict, queries: dict, qrels: dict, query_meta: dict, out_of_scope: list[dict],
                    ranked: dict[str, list[str]], sizes: dict[str, dict], k: int = 3,
                    max_words: int | None = 45, max_overlap: float = 0.5, skip=(),
-                   seed: int = 42) -> dict[str, list[dict]]:
+                   seed: int = 42, scores: dict | None = None, citation_first: bool = False,
+                   train_order: str = "stack", near_miss: str = "skip") -> dict[str, list[dict]]:
     """Generation records for each split, from BEIR data and the search stack's rankings.
 
     In: the BEIR corpus/queries/qrels-by-split/query metadata (``metadata.summary`` = the positive
@@ -361,27 +718,36 @@ def build_datasets(corpus: dict, queries: dict, qrels: dict, query_meta: dict, o
     (:func:`search_stack`, over every question used), ``sizes`` =
     ``{split: {"answerable": n, "unanswerable": n, "out_of_scope": n}}``, ``k`` passages per prompt,
     ``max_words`` per passage, ``skip`` = question ids not to use (e.g. those of another
-    dataset). Questions missing from ``ranked`` are skipped too.
+    dataset), ``scores`` = the stack's ``{qid: {doc_id: confidence}}`` (kept as each passage's
+    ``"score"``), ``citation_first`` = the reference answers' format. Questions missing from
+    ``ranked`` are skipped too.
 
     Three kinds of record (``kind``):
 
-    * ``answerable`` — the shown passages hold the answer. In ``train`` the gold passage is put
-      among the top-(k-1) retrieved ones at a random position (so the model must read, not learn
-      "always Source 1"); elsewhere only questions whose gold passage the stack ranked in its top
-      k are used, in the stack's order.
-    * ``unanswerable`` — an in-domain question shown the top-k passages *other than* its gold one
-      (near-misses: same module, similar words). Dropped when a shown passage contains the gold
-      summary sentence, is another part of the gold object, or shares more than ``max_overlap``
-      of the question's content words (:func:`overlap`) — such a passage may well answer it, and
-      a refusal label there would teach the model to refuse answerable questions.
+    * ``answerable`` — the shown passages hold the answer: only questions whose gold passage the
+      stack ranked in its top k are used, in the stack's order, in every split ("train as you
+      test"). ``train_order="random"`` instead puts the gold passage at a random position among
+      the top-(k-1) retrieved ones in ``train``.
+    * ``unanswerable`` — an in-domain question shown passages *other than* its gold one
+      (near-misses: same module, similar words). A shown passage might answer after all when it
+      contains the gold summary sentence, is another part of the gold object, or shares more than
+      ``max_overlap`` of the question's content words (:func:`overlap`); a refusal label there
+      would teach the model to refuse answerable questions. ``near_miss="skip"``: such passages
+      are skipped, the next ones in the stack's order shown (the question is dropped when fewer
+      than k remain among the candidates); ``near_miss="drop"``: the question is dropped when one
+      of its top k is such a passage.
     * ``out_of_scope`` — a question about another tool, shown its top-k retrieved passages.
 
     Out: ``{split: [record, ...]}``, records following ``data.GENERATION_FIELDS`` plus ``kind``
     and ``qid`` (the question's id); questions are taken in a seeded order
     (:func:`question_order`), so the same arguments give the same records.
     """
+    if train_order not in ("stack", "random") or near_miss not in ("skip", "drop"):
+        raise ValueError(f"train_order must be 'stack' or 'random' (got {train_order!r}); "
+                         f"near_miss must be 'skip' or 'drop' (got {near_miss!r})")
     out = {}
     skip = set(skip)
+    scores = scores or {}
     for split, want in sizes.items():
         order = [q for q in question_order(qrels, split, seed) if q in ranked and q not in skip]
         rng = random.Random(stable_hash(f"{seed}|{split}|positions"))
@@ -392,13 +758,14 @@ def build_datasets(corpus: dict, queries: dict, qrels: dict, query_meta: dict, o
                 break
             gold = next(d for d, s in qrels[split][qid].items() if s > 0)
             top = ranked[qid][:k]
-            if split == "train":
+            if split == "train" and train_order == "random":
                 top = [d for d in ranked[qid] if d != gold][: k - 1]
                 top.insert(rng.randrange(k), gold)
             elif gold not in top:
                 continue
             rec = answerable_record(f"{split}-ans-{qid}", queries[qid], top, gold, corpus,
-                                    query_meta.get(qid, {}).get("summary", ""), max_words)
+                                    query_meta.get(qid, {}).get("summary", ""), max_words,
+                                    scores.get(qid), citation_first)
             if rec:
                 rec["qid"] = qid
                 recs.append(rec)
@@ -411,19 +778,24 @@ def build_datasets(corpus: dict, queries: dict, qrels: dict, query_meta: dict, o
                 continue
             gold = next(d for d, s in qrels[split][qid].items() if s > 0)
             summary = query_meta.get(qid, {}).get("summary", "")
-            shown = [d for d in ranked[qid] if d != gold][:k]
             gold_name = answer_name(corpus[gold].get("title") or "").split(".")[-1]
-            if any((summary and _contains(passage_text(corpus[d]), summary))
-                   or answer_name(corpus[d].get("title") or "").split(".")[-1] == gold_name
-                   or overlap(queries[qid], passage_text(corpus[d])) > max_overlap for d in shown):
+
+            def might_answer(d):
+                return ((summary and _contains(passage_text(corpus[d]), summary))
+                        or answer_name(corpus[d].get("title") or "").split(".")[-1] == gold_name
+                        or overlap(queries[qid], passage_text(corpus[d])) > max_overlap)
+
+            others = [d for d in ranked[qid] if d != gold]
+            shown = [d for d in others if not might_answer(d)][:k] if near_miss == "skip" else others[:k]
+            if len(shown) < k or (near_miss == "drop" and any(might_answer(d) for d in shown)):
                 continue
             recs.append({**refusal_record(f"{split}-un-{qid}", queries[qid], shown, corpus, max_words,
-                                          "unanswerable"), "qid": qid})
+                                          "unanswerable", scores.get(qid)), "qid": qid})
             n_un += 1
         oos = [r for r in oos_order(out_of_scope, split, seed) if r["id"] in ranked and r["id"] not in skip]
         for r in oos[: want.get("out_of_scope", 0)]:
             recs.append({**refusal_record(f"{split}-oos-{r['id']}", r["question"], ranked[r["id"]][:k], corpus,
-                                          max_words, "out_of_scope"), "qid": r["id"]})
+                                          max_words, "out_of_scope", scores.get(r["id"])), "qid": r["id"]})
         out[split] = recs
     return out
 
@@ -436,7 +808,7 @@ def write_generation_jsonl(path: str | Path, records: list[dict]) -> Path:
     return Path(path)
 
 
-def chat_example(record: dict, few_shot: bool = True, answer: str | None = None) -> dict:
+def chat_example(record: dict, few_shot: bool | list[dict] = True, answer: str | None = None) -> dict:
     """A TRL prompt-completion example (conversational): ``{"prompt": messages, "completion":
     [assistant turn]}``. The completion is the record's reference answer unless ``answer`` is given."""
     prompt = build_messages(record["question"], [p["text"] for p in record["passages"]], few_shot=few_shot)
@@ -444,18 +816,55 @@ def chat_example(record: dict, few_shot: bool = True, answer: str | None = None)
             "completion": [{"role": "assistant", "content": record["answer"] if answer is None else answer}]}
 
 
+# --------------------------------------------------------------------------------- the rule baseline
+def rule_answer(record: dict, threshold: float, citation_first: bool = False) -> str:
+    """The extractive rule baseline: refuse when the stack's confidence in Source 1 (its
+    ``"score"``, see :func:`build_datasets`) is below ``threshold``; otherwise copy Source 1's
+    object name and first sentence and cite ``[Source 1]`` (:func:`extractive_answer`)."""
+    top = record["passages"][0]
+    if top.get("score") is None:
+        raise ValueError(f"record {record.get('id')!r} has no stack score on its passages: build the records "
+                         "with build_datasets(..., scores=...) from search_stack(..., return_scores=True)")
+    return REFUSAL if top["score"] < threshold else extractive_answer(top["text"], 1, citation_first)
+
+
+def choose_threshold(records: list[dict], citation_first: bool = False):
+    """Pick :func:`rule_answer`'s threshold on ``records`` (dev): the one with the highest task
+    success among the midpoints between consecutive Source-1 scores (plus one below all and one
+    above all); ties go to the lowest (refuse as little as the data allow).
+
+    Out: ``(threshold, table)``; ``table`` has one row per candidate threshold and the metrics of
+    :func:`summarize` as columns.
+    """
+    import pandas as pd
+
+    values = sorted({float(r["passages"][0]["score"]) for r in records})
+    candidates = [values[0] - 1.0] + [(a + b) / 2 for a, b in zip(values, values[1:])] + [values[-1] + 1.0]
+    rows = []
+    for t in candidates:
+        scored = [score_answer(rule_answer(r, t, citation_first), r) for r in records]
+        rows.append({"threshold": t, **summarize(scored)})
+    table = pd.DataFrame(rows)
+    best = table["task success"].max()
+    return float(table.loc[table["task success"] == best, "threshold"].min()), table
+
+
 # --------------------------------------------------------------------------------- generation
 def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int = 64,
-             batch_size: int = 8) -> tuple[list[str], list[int], list[float]]:
+             batch_size: int = 8, progress: bool | None = None) -> tuple[list[str], list[int], list[float]]:
     """Greedy answers for chat prompts, in batches with left padding (prompts of similar length
     are batched together).
 
     In: a causal LM and its tokenizer (with a chat template), a list of message lists
-    (:func:`build_messages`), the generation limit, the batch size.
+    (:func:`build_messages`), the generation limit, the batch size; ``progress``: a progress bar
+    over the batches (default: ``config.show_progress()``, i.e. in live sessions only).
     Out: ``(answers, new_token_counts, seconds)`` in the order of ``prompts``; ``seconds`` is
     each answer's share of its batch's wall time.
     """
     import torch
+    from tqdm.auto import tqdm
+
+    from .config import show_progress
 
     texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -466,7 +875,8 @@ def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int = 
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
     try:
-        for start in range(0, len(order), batch_size):
+        starts = range(0, len(order), batch_size)
+        for start in tqdm(starts, desc="generating", unit="batch", disable=not (show_progress() if progress is None else progress)):
             idx = order[start:start + batch_size]
             batch = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True,
                               add_special_tokens=False).to(model.device)
@@ -487,21 +897,25 @@ def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int = 
 
 
 def evaluate(model, tokenizer, records: list[dict], few_shot: bool | list[dict] = True,
-             max_new_tokens: int = 64, batch_size: int = 8) -> dict:
+             max_new_tokens: int = 64, batch_size: int = 8, progress: bool | None = None) -> dict:
     """Generate an answer for every record with the contract's prompt and score it.
 
-    In: a causal LM + tokenizer, generation records, the prompt's few-shot setting (the same for
-    every system compared), generation settings.
+    In: a causal LM + tokenizer, generation records, the prompt's few-shot setting
+    (:func:`build_messages`), generation settings.
     Out: ``{"metrics": summarize(...), "answers": [...], "scores": [...],
-    "cost": {"new tokens per answer", "seconds per answer"}}``.
+    "cost": {"prompt tokens per answer", "new tokens per answer", "seconds per answer"}}`` (the
+    prompt tokens are what the model reads before it writes).
     """
     prompts = [build_messages(r["question"], [p["text"] for p in r["passages"]], few_shot=few_shot)
                for r in records]
-    answers, counts, seconds = generate(model, tokenizer, prompts, max_new_tokens, batch_size)
+    answers, counts, seconds = generate(model, tokenizer, prompts, max_new_tokens, batch_size, progress)
     scores = [score_answer(a, r) for a, r in zip(answers, records)]
+    prompt_tokens = sum(len(tokenizer(tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True),
+                                      add_special_tokens=False)["input_ids"]) for p in prompts)
     n = max(len(records), 1)
     return {"metrics": summarize(scores), "answers": answers, "scores": scores,
-            "cost": {"new tokens per answer": sum(counts) / n, "seconds per answer": sum(seconds) / n}}
+            "cost": {"prompt tokens per answer": prompt_tokens / n, "new tokens per answer": sum(counts) / n,
+                     "seconds per answer": sum(seconds) / n}}
 
 
 # --------------------------------------------------------------------------------- preference pairs
@@ -513,7 +927,7 @@ _UNSUPPORTED = [
 ]
 
 
-def corrupt_wrong_source(record: dict, seed: int = 0) -> str | None:
+def corrupt_wrong_source(record: dict, seed: int = 0, citation_first: bool = False) -> str | None:
     """The reference answer citing another shown source instead of the gold one (None if not possible)."""
     if not record["answerable"] or len(record["passages"]) < 2:
         return None
@@ -522,14 +936,14 @@ def corrupt_wrong_source(record: dict, seed: int = 0) -> str | None:
     return _EXACT.sub(CITATION.format(n=wrong), record["answer"])
 
 
-def corrupt_no_citation(record: dict, seed: int = 0) -> str | None:
+def corrupt_no_citation(record: dict, seed: int = 0, citation_first: bool = False) -> str | None:
     """The reference answer with its citations removed (None for refusals)."""
     if not record["answerable"]:
         return None
     return re.sub(r"\s+\.", ".", _EXACT.sub("", record["answer"])).strip()
 
 
-def corrupt_unsupported(record: dict, seed: int = 0) -> str | None:
+def corrupt_unsupported(record: dict, seed: int = 0, citation_first: bool = False) -> str | None:
     """The reference answer plus a sentence that no source supports (None for refusals)."""
     if not record["answerable"]:
         return None
@@ -537,23 +951,22 @@ def corrupt_unsupported(record: dict, seed: int = 0) -> str | None:
     return f"{record['answer']} {extra}"
 
 
-def corrupt_false_refusal(record: dict, seed: int = 0) -> str | None:
+def corrupt_false_refusal(record: dict, seed: int = 0, citation_first: bool = False) -> str | None:
     """The refusal, for a question the sources do answer (None for refusals)."""
     return REFUSAL if record["answerable"] else None
 
 
-def corrupt_answer_anyway(record: dict, seed: int = 0) -> str | None:
+def corrupt_answer_anyway(record: dict, seed: int = 0, citation_first: bool = False) -> str | None:
     """For a question the sources do not answer: a confident answer made from the first source,
-    cited (None for answerable records)."""
+    cited (:func:`extractive_answer`, in the ``citation_first`` format; None for answerable records)."""
     if record["answerable"]:
         return None
-    first = record["passages"][0]["text"]
-    title, _, text = first.partition("\n")
-    sentence = re.split(r"(?<=[.!?])\s", text.strip())[0].rstrip(".") if text.strip() else title
-    return f"{answer_name(title)}: {sentence} {CITATION.format(n=1)}."
+    return extractive_answer(record["passages"][0]["text"], 1, citation_first)
 
 
-#: Controlled failures for preference pairs: name -> function(record, seed) -> rejected answer or None.
+#: Controlled failures for preference pairs: name -> function(record, seed, citation_first) ->
+#: rejected answer or None. The first four keep the format of the record's reference answer;
+#: ``citation_first`` sets the format of the made-up answer of "answers unanswerable".
 CORRUPTIONS = {
     "wrong source": corrupt_wrong_source,
     "no citation": corrupt_no_citation,
@@ -561,3 +974,123 @@ CORRUPTIONS = {
     "refuses answerable": corrupt_false_refusal,
     "answers unanswerable": corrupt_answer_anyway,
 }
+
+
+def corruption_pairs(records: list[dict], per_kind: dict[str, int], seed: int = 0, citation_first: bool = False,
+                     skip=()) -> list[dict]:
+    """Preference pairs from controlled failures (:data:`CORRUPTIONS`): for each kind, up to
+    ``per_kind[kind]`` records (not in ``skip``, by id) to which it applies, in a seeded order;
+    chosen = the reference answer, rejected = the corruption.
+    Out: ``[{"record", "chosen", "rejected", "kind"}]``."""
+    pairs, skip = [], set(skip)
+    for kind, n_max in per_kind.items():
+        fn = CORRUPTIONS[kind]
+        usable = [r for r in records if r["id"] not in skip and fn(r, seed, citation_first) is not None]
+        usable.sort(key=lambda r: stable_hash(f"{seed}|{kind}|{r['id']}"))
+        pairs += [{"record": r, "chosen": r["answer"], "rejected": fn(r, seed, citation_first), "kind": kind}
+                  for r in usable[:n_max]]
+    return pairs
+
+
+# --------------------------------------------------------------------------------- notebook 04's fallback
+def quick_sft(settings: dict, profile: str, out_dir: str | Path, seed: int = 42) -> dict:
+    """Notebook 04's stand-in for notebook 03 when 03's artifacts are missing (e.g. a fresh
+    checkout, or 03 and 04 started at the same time): the same data recipe and a *short* LoRA SFT.
+
+    Loads the stack (:func:`load_search_stack`), searches, builds ``train``/``train_pref``/``dev``/
+    ``test`` records as notebook 03 does (:func:`build_datasets`, stack order, near-misses,
+    faqs out-of-scope questions), picks the rule baseline's threshold on dev, trains a LoRA
+    adapter for ``settings["steps"]`` optimiser steps with TRL's ``SFTTrainer`` (instruction-only
+    prompts), and answers the test questions with it and with the rule baseline. It writes
+    notebook 03's file layout under ``out_dir``: ``data/<split>.jsonl``, ``data/setup.json``,
+    ``data/test_answers.json`` and ``adapter/``. Notebook 03 is the lesson; this is a few minutes
+    of the same steps with smaller sizes (``settings``: the ``fallback`` dict of 04's parameters).
+    Out: ``{"data": folder, "adapter": folder}``.
+    """
+    import datasets
+    import torch
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from . import config, data, models
+
+    S, out_dir = settings, Path(out_dir)
+    folder = data.get_dataset("pydocs")
+    corpus, queries, qrels, meta = data.load_beir(folder)
+    corpus, queries, qrels = data.subsample(corpus, queries, qrels, S["max_queries"], S["max_corpus"], seed=seed)
+    oos = [rec for _, rec in data.iter_jsonl(folder / "out_of_scope.jsonl", ("id", "question", "split"))]
+    oos += faq_out_of_scope(*data.load_queries(data.get_dataset("faqs")))
+    stack = load_search_stack(profile, base_retriever=S["base_retriever"], verbose=False)
+    sizes = {"train": {k: S["sft_rows"].get(k, 0) + S["pref_rows"].get(k, 0) for k in KIND_NAMES},
+             "dev": S["dev_rows"], "test": S["test_rows"]}
+    ranked, confidence = search_stack(stack["retriever"], corpus, questions_to_rank(queries, qrels, oos, sizes, 1.7, seed),
+                                      S["candidates"], stack["reranker"], weight=stack["weight"], return_scores=True)
+    common = dict(k=S["k"], max_words=S["passage_words"], seed=seed, scores=confidence, citation_first=S["citation_first"])
+    built = build_datasets(corpus, queries, qrels, meta, oos, ranked,
+                           {"train": S["sft_rows"], "dev": S["dev_rows"], "test": S["test_rows"]}, **common)
+    built["train_pref"] = build_datasets(corpus, queries, qrels, meta, oos, ranked, {"train": S["pref_rows"]},
+                                         skip={r["qid"] for r in built["train"]}, **common)["train"]
+    for split, recs in built.items():
+        write_generation_jsonl(out_dir / "data" / f"{split}.jsonl", recs)
+    threshold, _ = choose_threshold(built["dev"], S["citation_first"])
+
+    generator = models.resolve_model(S["generator"])
+    tokenizer = AutoTokenizer.from_pretrained(generator)
+    train = datasets.Dataset.from_list([chat_example(r, few_shot=False) for r in built["train"]]).shuffle(seed=seed)
+    trainer = SFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(generator, dtype=torch.float32), train_dataset=train,
+        args=SFTConfig(output_dir=str(out_dir / "checkpoints"), max_steps=S["steps"], per_device_train_batch_size=1,
+                       gradient_accumulation_steps=S["grad_accum"], learning_rate=S["learning_rate"],
+                       max_length=S["max_length"], save_strategy="no", seed=seed, bf16=False, fp16=False,
+                       gradient_checkpointing=False, use_cpu=not torch.cuda.is_available(), report_to="none",
+                       disable_tqdm=not config.show_progress()),
+        processing_class=tokenizer,
+        peft_config=LoraConfig(r=S["lora_r"], lora_alpha=S["lora_alpha"], lora_dropout=0.0, task_type="CAUSAL_LM",
+                               target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
+    trainer.remove_callback(PrinterCallback)
+    trainer.train()
+    trainer.model.save_pretrained(out_dir / "adapter")
+    tokenizer.save_pretrained(out_dir / "adapter")
+    test = built["test"]
+    sft = evaluate(trainer.model, tokenizer, test, few_shot=False, max_new_tokens=S["max_new_tokens"],
+                   batch_size=S["gen_batch"])
+    answers = {"rule baseline": [rule_answer(r, threshold, S["citation_first"]) for r in test], "SFT": sft["answers"]}
+    config.atomic_write_text(out_dir / "data" / "test_answers.json", json.dumps(
+        {"ids": [r["id"] for r in test], "answers": answers, "cost": {"SFT": sft["cost"]}}) + "\n")
+    config.atomic_write_text(out_dir / "data" / "setup.json", json.dumps(
+        {"made_by": "generation.quick_sft (notebook 04's fallback)", "sft_few_shot": False,
+         "citation_first": S["citation_first"], "baseline_prompt": None, "rule_threshold": threshold,
+         "best_baseline": "rule baseline", "stack": stack["parts"], "stack_fell_back": stack["fell_back"],
+         "optimizer_steps": trainer.state.global_step}, indent=1) + "\n")
+    del trainer
+    return {"data": out_dir / "data", "adapter": out_dir / "adapter"}
+
+
+def before_after(scores_by_system: dict[str, list[dict]], baseline: str, system: str, confidence: float = 0.95):
+    """The closing table of a training notebook: one row per metric of :data:`METRICS`; columns
+    ``baseline`` and ``system`` (each ``"value [low, high]"``, :func:`metrics_with_ci`) and, for the
+    paired metrics (:data:`PAIRED_METRICS`), the difference in points with its 95% CI, the paired
+    randomization test's p-value and ``metrics.verdict`` (:func:`paired_tests`)."""
+    import pandas as pd
+
+    from . import metrics as _metrics
+
+    pair = {baseline: scores_by_system[baseline], system: scores_by_system[system]}
+    ci = metrics_with_ci(pair, confidence)
+    tests = paired_tests(pair, baseline, as_dict=True)[system]
+    rows = {}
+    for metric in METRICS:
+        row = {}
+        for name in pair:
+            r = ci[(ci["system"] == name) & (ci["metric"] == metric)]
+            row[name] = _ci_cell(*r[["value", "ci_low", "ci_high"]].iloc[0]) if len(r) else ""
+        if metric in tests:
+            t = tests[metric]
+            row.update({"Δ (pts)": round(100 * t["delta"], 1),
+                        "95% CI of Δ (pts)": f"[{100 * t['ci_low']:+.1f}, {100 * t['ci_high']:+.1f}]",
+                        "p": round(t["p_value"], 4), "verdict": _metrics.verdict(t)})
+        rows[metric] = row
+    frame = pd.DataFrame.from_dict(rows, orient="index").fillna("")
+    frame.index.name = f"{len(scores_by_system[baseline])} test questions"
+    return frame

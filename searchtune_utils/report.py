@@ -53,6 +53,8 @@ def results_table() -> str:
     tables: list[tuple[list[str], list[tuple]]] = []  # (columns, rows)
     for path in files:
         res = json.loads(path.read_text(encoding="utf-8"))
+        if res.get("metrics_ci"):  # generator notebooks: their own table, with intervals (generation_table)
+            continue
         systems = res.get("readme_systems") or list(res["metrics"])
         names = [m for s in systems for m, v in res["metrics"][s].items() if isinstance(v, (int, float))]
         columns, rows = next(((c, r) for c, r in tables if set(c) & set(names)), (None, None))
@@ -63,7 +65,7 @@ def results_table() -> str:
         for system in systems:
             rows.append((res["notebook"], res.get("dataset", DEFAULT_DATASET), system, res["metrics"][system], res.get("machine", {}).get("device", "?"),
                          res.get("date", "")))
-    if not tables:
+    if not tables and not generation_table():
         return "_No results yet: run `make run`._\n"
     out = []
     for columns, rows in tables:
@@ -76,6 +78,46 @@ def results_table() -> str:
     return "\n".join(out) + ("\nScores ×100 on the test split of each built-in dataset (`cpu` profile): `pydocs` (questions made "
                               "by rules) and `faqs` (real questions people asked). Confidence intervals and paired "
                               "tests are in each notebook and in `results/*.json`.\n")
+
+
+def generation_table(notebooks=("03_finetune_generator_sft", "04_preference_tune_dpo")) -> str:
+    """Markdown table of the generator notebooks' default results: each system's rates ×100 with
+    their 95% interval (``metrics_ci``), then each recorded paired test on task success
+    (``paired_tests``: Δ in points, 95% CI, p). Empty when no such results file exists."""
+    rows, tests = [], []
+    for nb in notebooks:
+        path = RESULTS_DIR / f"{nb}.json"
+        res = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        if not res.get("metrics_ci"):
+            continue
+        for system in res.get("readme_systems") or list(res["metrics"]):
+            rows.append((nb, system, res["metrics"][system], res["metrics_ci"].get(system, {})))
+        for name, by_metric in res.get("paired_tests", {}).items():
+            if "task success" in by_metric:
+                tests.append((nb, name, by_metric["task success"]))
+    if not rows:
+        return ""
+    columns = list(dict.fromkeys(m for _, _, vals, _ in rows for m, v in vals.items() if isinstance(v, (int, float))))
+
+    def cell(vals, ci, m):
+        if not isinstance(vals.get(m), (int, float)) or vals[m] != vals[m]:
+            return ""
+        low, high = (ci.get(m) or [None, None])[:2]
+        return f"{100 * vals[m]:.1f}" + (f" [{100 * low:.0f}, {100 * high:.0f}]" if low is not None and high is not None else "")
+
+    out = ("\nThe generator (`pydocs` test questions, `cpu` profile): each rate ×100 with its 95% interval "
+           "(Wilson for shares of questions, bootstrap for faithfulness).\n\n"
+           "| notebook | system | " + " | ".join(columns) + " |\n|---|---|" + "---:|" * len(columns) + "\n")
+    for nb, system, vals, ci in rows:
+        out += f"| {nb} | {system} | " + " | ".join(cell(vals, ci, m) for m in columns) + " |\n"
+    if tests:
+        out += ("\nPaired tests on task success (the same test questions; Δ in points with its 95% bootstrap "
+                "interval, p from a paired randomization test):\n\n| notebook | comparison | Δ (pts) | 95% CI | p |\n"
+                "|---|---|---:|---|---:|\n")
+        for nb, name, t in tests:
+            out += (f"| {nb} | {name} | {100 * t['delta']:+.1f} | [{100 * t['ci_low']:+.1f}, {100 * t['ci_high']:+.1f}] "
+                    f"| {t['p_value']:.4f} |\n")
+    return out
 
 
 def transfer_table(notebook: str = "01_finetune_embeddings") -> str:
@@ -111,7 +153,7 @@ def update_readme(path=ROOT / "README.md") -> bool:
     """Regenerate the notebook table and the results table between their markers in the README."""
     text = path.read_text(encoding="utf-8")
     text = _replace(text, NB_START, NB_END, notebooks_table())
-    text = _replace(text, START, END, results_table() + transfer_table())
+    text = _replace(text, START, END, results_table() + transfer_table() + generation_table())
     atomic_write_text(path, text)
     return True
 

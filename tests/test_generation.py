@@ -202,3 +202,192 @@ def test_generate_keeps_order_and_counts_tokens():
     assert tok.padding_side == AutoTokenizer.from_pretrained(models.resolve_model("smollm2-135m-instruct")).padding_side
     ev = gen.evaluate(tiny, tok, [RECORD, OOS], few_shot=False, max_new_tokens=5)
     assert set(ev) == {"metrics", "answers", "scores", "cost"} and len(ev["scores"]) == 2
+
+
+# --------------------------------------------------------------------------------- stack, rule baseline, uncertainty
+def test_citation_first_reference_is_compliant_and_grounded():
+    ans = gen.reference_answer("math.floor(x, /)", "Return the floor of x as an Integral.", 2, citation_first=True)
+    assert ans == "[Source 2] math.floor: Return the floor of x as an Integral."
+    scored = gen.score_answer(ans, RECORD)
+    assert scored["compliant"] and scored["correct"] and scored["faithfulness"] == 1.0
+    assert gen.extractive_answer(PASSAGES[1]["text"], 2) == RECORD["answer"]
+    for ex in gen.FEW_SHOT_CITATION_FIRST:
+        assert gen.parse_answer(ex["answer"], len(ex["passages"]))["compliant"]
+
+
+def _scored(record, scores):
+    return {**record, "passages": [{**p, "score": s} for p, s in zip(record["passages"], scores)]}
+
+
+def test_rule_answer_copies_source_1_or_refuses_below_the_threshold():
+    rec = _scored({**RECORD, "cited": [1]}, [2.0, 1.0, 0.5])
+    assert gen.rule_answer(rec, threshold=1.5) == "math.ceil: Return the ceiling of x as an Integral [Source 1]."
+    assert gen.rule_answer(rec, threshold=2.5) == REFUSAL
+    assert gen.rule_answer(rec, 1.5, citation_first=True).startswith("[Source 1] math.ceil:")
+    with pytest.raises(ValueError, match="no stack score"):
+        gen.rule_answer(RECORD, 0.0)
+
+
+def test_choose_threshold_separates_answerable_from_refusals_on_dev():
+    answerable = [_scored({**RECORD, "id": f"a{i}", "cited": [1]}, [s, 0, 0]) for i, s in enumerate((3.0, 4.0))]
+    refuse = [_scored({**OOS, "id": f"o{i}"}, [s, 0, 0]) for i, s in enumerate((1.0, 2.0))]
+    threshold, table = gen.choose_threshold(answerable + refuse)
+    assert threshold == 2.5
+    assert table["task success"].max() == 1.0 and set(table["threshold"]) >= {0.0, 2.5, 5.0}
+
+
+def test_build_datasets_stack_order_scores_and_citation_first():
+    scores = {q: {d: 10.0 - i for i, d in enumerate(docs)} for q, docs in RANKED.items()}
+    out = gen.build_datasets(CORPUS, QUERIES, QRELS, META, OOS_RECS, RANKED,
+                             sizes={"train": {"answerable": 2}, "test": {"answerable": 1, "out_of_scope": 1}},
+                             k=3, max_words=20, scores=scores, citation_first=True)
+    for rec in out["train"]:  # stack order in train too: the gold passage where the stack ranked it
+        gold = next(iter(QRELS["train"][rec["qid"]]))
+        assert [p["doc_id"] for p in rec["passages"]] == RANKED[rec["qid"]][:3]
+        assert rec["passages"][rec["cited"][0] - 1]["doc_id"] == gold
+        assert rec["answer"].startswith(f"[Source {rec['cited'][0]}] ")
+    assert [p["score"] for p in out["test"][0]["passages"]] == [10.0, 9.0, 8.0]
+    assert gen.answer_positions(out["train"] + out["test"]).to_dict() == {
+        "Source 1": 2, "Source 2": 0, "Source 3": 1, "not shown (near-miss)": 0, "out-of-scope question": 1}
+    with pytest.raises(ValueError, match="train_order"):
+        gen.build_datasets(CORPUS, QUERIES, QRELS, META, [], RANKED, {"train": {}}, train_order="shuffled")
+
+
+def test_near_misses_skip_a_passage_that_might_answer_instead_of_dropping_the_question():
+    corpus = {**CORPUS, "floor2": {"title": "decimal.Decimal.floor(self)", "text": "Round down, the floor."},
+              "pow": {"title": "math.pow(x, y, /)", "text": "Return x**y (x to the power of y)."}}
+    ranked = {"q1": ["floor", "floor2", "ceil", "trunc", "pow", "sqrt"]}
+    sizes = {"train": {"answerable": 0, "unanswerable": 1}}
+    qrels = {"train": {"q1": {"floor": 1}}}
+    skip = gen.build_datasets(corpus, QUERIES, qrels, META, [], ranked, sizes, k=3)["train"]
+    assert [p["doc_id"] for p in skip[0]["passages"]] == ["ceil", "trunc", "pow"]  # floor2: same object name
+    assert gen.build_datasets(corpus, QUERIES, qrels, META, [], ranked, sizes, k=3, near_miss="drop")["train"] == []
+
+
+def test_faq_out_of_scope_keeps_questions_that_name_their_tool():
+    queries = {"a": "How do I sort a hash in Perl?", "b": "How do I sort an array?", "c": "What is R?",
+               "d": "Can I call Perl from Python?", "e": "Is there an r-mode?", "f": "How does git gc work?"}
+    meta = {"a": {"source": "perlfaq", "split": "test"}, "b": {"source": "perlfaq", "split": "test"},
+            "c": {"source": "r-faq", "split": "test"}, "d": {"source": "perlfaq", "split": "test"},
+            "e": {"source": "r-faq", "split": "test"}, "f": {"source": "gitfaq", "split": "train"}}
+    out = gen.faq_out_of_scope(queries, meta)
+    assert [r["id"] for r in out] == ["a", "c", "f"]
+    assert out[2] == {"id": "f", "question": "How does git gc work?", "split": "train", "tool": "git"}
+
+
+SCORES = [gen.score_answer(RECORD["answer"], RECORD), gen.score_answer(REFUSAL, RECORD),
+          gen.score_answer(REFUSAL, OOS), gen.score_answer("math.floor [Source 2] floors.", OOS)]
+
+
+def test_per_question_means_equal_summarize():
+    table = gen.per_question(SCORES, ids=["a", "b", "c", "d"])
+    assert list(table.index) == ["a", "b", "c", "d"] and list(table.columns) == list(gen.METRICS)
+    summary = gen.summarize(SCORES)
+    assert {m: table[m].mean() for m in summary} == pytest.approx(summary)
+    assert table["false refusals (answerable)"].isna().tolist() == [False, False, True, True]
+
+
+def test_rate_ci_wilson_for_shares_and_bootstrap_for_faithfulness():
+    mean, low, high, n = gen.rate_ci([1.0] * 20)
+    assert (mean, high, n) == (1.0, 1.0, 20) and 0.8 < low < 0.9  # Wilson: not a degenerate [1, 1]
+    mean, low, high, n = gen.rate_ci([0.5, 1.0, 0.75, float("nan")])
+    assert n == 3 and low <= mean <= high
+    assert gen.rate_ci([1.0])[1] != gen.rate_ci([1.0])[1]  # NaN bound for one question
+    table = gen.metrics_with_ci({"x": SCORES, "y": SCORES[::-1]})
+    bounded = table.dropna()
+    assert set(table["system"]) == {"x", "y"} and (bounded["ci_low"] <= bounded["value"]).all()
+    text = gen.ci_text(table)
+    assert "task success (4 q)" in text.index and text.loc["task success (4 q)", "x"].startswith("0.50 [")
+
+
+def test_paired_tests_and_tables_by_kind():
+    better = [gen.score_answer(RECORD["answer"], RECORD)] * 2 + [gen.score_answer(REFUSAL, OOS)] * 2
+    systems = {"base": SCORES, "new": better}
+    table = gen.paired_tests(systems, "base")
+    assert ("task success (4 q)", "new") in table.index
+    numbers = gen.paired_tests(systems, "base", as_dict=True)
+    assert numbers["new"]["task success"]["delta"] == pytest.approx(0.5)
+    assert "refusal (answer not in sources)" not in numbers["new"]  # no such question
+    kinds = gen.task_success_by_kind(systems)
+    assert list(kinds.index) == ["answerable (2 q)", "out-of-scope (2 q)", "all (4 q)"]
+    assert kinds.loc["all (4 q)", "new"].startswith("1.00")
+    closing = gen.before_after(systems, "base", "new")
+    assert closing.loc["task success", "Δ (pts)"] == 50.0 and closing.loc["faithfulness", "p"] == ""
+
+
+def test_error_kind_names_each_mistake():
+    assert gen.error_kind(SCORES[0], RECORD) is None
+    assert gen.error_kind(SCORES[1], RECORD) == "refuses answerable"
+    assert gen.error_kind(gen.score_answer("math.floor: Return the floor of x [Source 1].", RECORD), RECORD) == \
+        "right words, wrong [Source N]"
+    assert gen.error_kind(gen.score_answer("math.ceil: Return the ceiling [Source 1].", RECORD), RECORD) == \
+        "answered from another passage"
+    assert gen.error_kind(SCORES[3], OOS) == "answers out-of-scope"
+    near = {**OOS, "kind": "unanswerable"}
+    assert gen.error_kind(gen.score_answer(RECORD["answer"], near), near) == "answers near-miss"
+    assert gen.error_kind(gen.score_answer("floor", RECORD), RECORD) == "wrong format"
+
+
+def test_corruption_pairs_follow_the_answer_format_and_skip():
+    cf = {**RECORD, "answer": gen.reference_answer("math.floor(x, /)", "Return the floor of x as an Integral.", 2, True)}
+    pairs = gen.corruption_pairs([cf, OOS], {"wrong source": 5, "answers unanswerable": 5}, citation_first=True)
+    assert [p["kind"] for p in pairs] == ["wrong source", "answers unanswerable"]
+    assert pairs[0]["rejected"].startswith("[Source ") and pairs[0]["chosen"] == cf["answer"]
+    assert pairs[1]["rejected"].startswith("[Source 1] math.ceil:") and pairs[1]["chosen"] == REFUSAL
+    assert gen.corruption_pairs([cf, OOS], {"answers unanswerable": 5}, skip={"r2"}) == []
+
+
+class _Encoder:
+    """A stand-in SentenceTransformer: fixed 2-d vectors per text."""
+    VECS = {"q": [1.0, 0.0]}
+
+    def _vec(self, text):
+        import torch
+        return torch.tensor(self.VECS.get(text, [0.0, 1.0]) if text in self.VECS else
+                            [1.0 / (1 + len(text) % 7), 1.0], dtype=torch.float32)
+
+    def encode_query(self, texts, **kw):
+        import torch
+        return torch.nn.functional.normalize(torch.stack([self._vec(t) for t in texts]), dim=1)
+
+    encode_document = encode_query
+
+
+class _Reranker:
+    def predict(self, pairs, **kw):
+        import numpy as np
+        return np.array([float(len(p)) for _, p in pairs])  # longer passage = more relevant
+
+
+def test_search_stack_applies_the_blend_and_returns_the_rerankers_scores():
+    from searchtune_utils import retrieval, rerankers
+    from searchtune_utils.metrics import ranked as order
+
+    queries = {"x": "q"}
+    dense = retrieval.dense_search(_Encoder(), CORPUS, queries, k=4)
+    plain = gen.search_stack(_Encoder(), CORPUS, queries, candidates=4)
+    assert plain["x"] == order(dense["x"])
+    rr, scores = gen.search_stack(_Encoder(), CORPUS, queries, candidates=4, reranker=_Reranker(), return_scores=True)
+    assert scores["x"] == {d: float(len(retrieval.passage_text(CORPUS[d]))) for d in CORPUS}
+    assert rr["x"] == order(scores["x"])  # the reranker's order, w = None
+    blend = gen.search_stack(_Encoder(), CORPUS, queries, candidates=4, reranker=_Reranker(), weight=0.3)
+    assert blend["x"] == order(rerankers.interpolate(dense, {"x": scores["x"]}, 0.3)["x"])
+
+
+def test_load_search_stack_reads_notebook_02s_choice_and_says_what_fell_back(tmp_path, monkeypatch, capsys):
+    from searchtune_utils import config
+
+    monkeypatch.setattr(config, "ARTIFACTS_DIR", tmp_path / "artifacts")
+    monkeypatch.setattr(config, "RESULTS_DIR", tmp_path / "results")
+    stack = gen.load_search_stack("smoke", load_models=False)
+    assert stack["fell_back"] == ["retriever", "reranker"] and stack["weight"] is None
+    assert "fell back" in capsys.readouterr().out
+    (config.artifact_dir("02_finetune_reranker", "model", "smoke")).mkdir(parents=True)
+    config.save_results("02_finetune_reranker", "smoke", {}, models={"retriever": "minilm", "best reranker": "ListNet",
+                                                                      "blend weight w": 0.3})
+    stack = gen.load_search_stack("smoke", load_models=False, verbose=False)
+    assert stack["weight"] == 0.3 and stack["fell_back"] == ["retriever"] and stack["notes"] == []
+    assert "w = 0.3" in stack["parts"]["order"] and stack["parts"]["confidence"] == "the reranker's raw score"
+    config.save_results("02_finetune_reranker", "smoke", {}, models={"retriever": "minilm", "blend weight w": 0.0})
+    stack = gen.load_search_stack("smoke", load_models=False, verbose=False)
+    assert stack["weight"] is None and stack["reranker_path"] is None and "w = 0" in stack["parts"]["reranker"]

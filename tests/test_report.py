@@ -59,3 +59,18 @@ def test_transfer_table_from_notebook_01_results(tmp_path, monkeypatch):
     table = report.transfer_table("01_x")
     assert "| faqs test | base | 78.8 |  |  |  |" in table
     assert "| faqs test | tuned on pydocs | 71.2 | -7.7 | [-10.0, -5.4] | 0.0002 |" in table
+
+
+def test_generation_table_shows_intervals_and_paired_tests_and_keeps_them_out_of_the_plain_table(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "RESULTS_DIR", tmp_path)
+    assert report.generation_table(("03_g",)) == ""
+    (tmp_path / "03_g.json").write_text(json.dumps({
+        "notebook": "03_g", "date": "2026-01-01", "machine": {"device": "cpu"},
+        "metrics": {"rule": {"task success": 0.8833, "faithfulness": float("nan")}, "SFT": {"task success": 0.5}},
+        "metrics_ci": {"rule": {"task success": [0.8421, 0.9149]}, "SFT": {"task success": [0.4438, 0.5562]}},
+        "paired_tests": {"SFT vs rule": {"task success": {"delta": -0.3833, "ci_low": -0.4467, "ci_high": -0.32,
+                                                          "p_value": 0.0002}}}}))
+    table = report.generation_table(("03_g",))
+    assert "| 03_g | rule | 88.3 [84, 91] |" in table and "| 03_g | SFT | 50.0 [44, 56] |" in table
+    assert "| 03_g | SFT vs rule | -38.3 | [-44.7, -32.0] | 0.0002 |" in table
+    assert "03_g" not in report.results_table()
