@@ -1,0 +1,350 @@
+"""Query rewriting (notebook 05): raw search-box queries, a no-model expansion, the rewriter's
+prompt and training targets, a retrieval reward and the preference pairs built from it.
+
+Everything here is plain Python on BEIR-shaped data (corpus ``{doc_id: {"title", "text"}}``,
+queries ``{qid: text}``, qrels ``{qid: {doc_id: grade}}``, runs ``{qid: {doc_id: score}}``); the
+notebook calls the libraries (``SFTTrainer``, ``DPOTrainer``, ``model.generate``) itself.
+
+* :func:`raw_query` / :func:`raw_queries` — what a person types into a search box (1-4 words),
+  made by a deterministic rule from each question: its content words with the highest IDF over
+  the corpus, in the question's order; per split, with no raw query shared between splits.
+* :func:`prf_expand` / :func:`prf_queries` — RM3-style pseudo-relevance feedback: the raw query
+  plus the terms that weigh most in BM25's top passages (no model).
+* :func:`rewrite_messages`, :func:`sft_target` — the rewriter's chat prompt and its training target.
+* :func:`clean_rewrite`, :func:`repetition_rate`, :func:`rewrite_stats` — tidy and describe rewrites.
+* :func:`reciprocal_rank`, :func:`reward`, :func:`preference_pairs` — the retrieval reward and DPO pairs.
+* :func:`sample_rewrites` — several sampled rewrites per prompt (``model.generate(do_sample=True)``).
+"""
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections import Counter
+
+
+#: Words a search-box query leaves out: function words, question words and the phrasing of
+#: questions ("is there a way to", "which function should I use"), and "python" itself.
+STOPWORDS = frozenset("""a an the and or but if then else of to in on at by for with from into onto as is are was were
+be been being it its this that these those there here which what who whom whose how why when where do does did doing
+done can could should would will shall may might must you your we our they their he she his her i me my mine not no
+yes so such than too very also just only any all each some more most other both either neither one per via about
+up out off over under again further once am has have had having s t don doesn didn isn aren wasn weren won
+way ways want wants need needs use used using get gets got make makes there's what's i'm tell know find
+function functions func funcs method methods class classes object objects module modules call called
+python standard library stdlib builtin built""".split())
+
+_WORD = re.compile(r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*")
+_PART = re.compile(r"[a-z0-9]+")
+
+
+def words(text: str, split_dotted: bool = False) -> list[str]:
+    """Lower-cased words of ``text``: runs of letters, digits and ``_``; a dotted name
+    (``os.path.join``) is one word, or its parts with ``split_dotted``."""
+    out = [w.lower() for w in _WORD.findall(text or "")]
+    if split_dotted:
+        out = [p for w in out for p in _PART.findall(w)]
+    return out
+
+
+def idf_table(texts) -> dict[str, float]:
+    """Inverse document frequency of every word part (:func:`words` with ``split_dotted``) over
+    ``texts``: ``log(1 + (N - df + 0.5) / (df + 0.5))``, BM25's IDF. Out: ``{word: idf}``."""
+    df: Counter = Counter()
+    n = 0
+    for text in texts:
+        n += 1
+        df.update(set(words(text, split_dotted=True)))
+    return {w: math.log(1 + (n - d + 0.5) / (d + 0.5)) for w, d in df.items()}
+
+
+def word_idf(word: str, idf: dict[str, float]) -> float:
+    """IDF of one word of :func:`words`: a word the corpus never uses gets the highest possible
+    IDF (a rare word is what a person who knows it types); a dotted name, its rarest part's."""
+    unseen = max(idf.values(), default=1.0) + 1e-6
+    parts = _PART.findall(word.lower()) or [word.lower()]
+    return max(idf.get(p, unseen) for p in parts)
+
+
+def content_words(question: str) -> list[str]:
+    """The words of ``question`` a search box keeps: :func:`words` without :data:`STOPWORDS`,
+    one-letter words and pure numbers; each word once, in the question's order."""
+    out = []
+    for w in words(question):
+        if len(w) < 2 or w in STOPWORDS or w.isdigit() or w in out:
+            continue
+        out.append(w)
+    return out
+
+
+def raw_query(question: str, idf: dict[str, float], max_words: int = 3) -> str:
+    """The search-box version of ``question``: its :func:`content_words` with the highest IDF
+    over the corpus (at most ``max_words``, ties broken by position), written in the question's
+    order. Deterministic. A question without content words gives its first word (never an
+    empty string for a question with at least one word)."""
+    cands = content_words(question)
+    if not cands:
+        return " ".join(words(question)[:1])
+    keep = sorted(range(len(cands)), key=lambda i: (-word_idf(cands[i], idf), i))[:max_words]
+    return " ".join(cands[i] for i in sorted(keep))
+
+
+def raw_queries(queries: dict[str, str], qrels_by_split: dict[str, dict], idf: dict[str, float],
+                max_words: int = 3, priority=("test", "dev", "train")) -> tuple[dict, dict]:
+    """Raw queries for every split, with no raw query text in two splits.
+
+    Splits are processed in ``priority`` order (test first: it must stay whole). A raw query whose
+    text another split already holds is lengthened by one more content word (up to ``max_words``
+    + 1); if it still collides it is dropped from this split. Within a split, duplicates are kept
+    (two questions may well be typed the same way).
+    In: queries ``{qid: question}``, ``{split: qrels}``, :func:`idf_table`. Out: ``(raw, dropped)``
+    — ``{split: {qid: raw query}}`` (splits in their input order) and ``{split: [qid, ...]}``.
+    """
+    owner: dict[str, str] = {}
+    raw = {s: {} for s in qrels_by_split}
+    dropped = {s: [] for s in qrels_by_split}
+    order = [s for s in priority if s in qrels_by_split] + [s for s in qrels_by_split if s not in priority]
+    for split in order:
+        for qid in sorted(qrels_by_split[split]):
+            question = queries[qid]
+            text = raw_query(question, idf, max_words)
+            if owner.get(text, split) != split:
+                text = raw_query(question, idf, max_words + 1)
+            if not text or owner.get(text, split) != split:
+                dropped[split].append(qid)
+                continue
+            owner[text] = split
+            raw[split][qid] = text
+    return raw, dropped
+
+
+def check_raw_leakage(raw_by_split: dict[str, dict[str, str]]) -> None:
+    """Raise ValueError when a raw query text (case/space-insensitive) or a query id is in two splits."""
+    seen_text, seen_id = {}, {}
+    for split, raw in raw_by_split.items():
+        for qid, text in raw.items():
+            key = " ".join(text.lower().split())
+            if seen_text.setdefault(key, split) != split:
+                raise ValueError(f"raw query {text!r} is in both {seen_text[key]!r} and {split!r}")
+            if seen_id.setdefault(qid, split) != split:
+                raise ValueError(f"query {qid!r} is in both {seen_id[qid]!r} and {split!r}")
+
+
+# ----------------------------------------------------------------------------- no-model expansion
+def prf_terms(query: str, feedback: list[tuple[str, float]], idf: dict[str, float] | None = None,
+              n_terms: int = 5) -> list[str]:
+    """RM3-style expansion terms from pseudo-relevant passages.
+
+    In: the query, ``feedback`` = ``[(passage text, retrieval score), ...]`` (BM25's top passages),
+    an optional :func:`idf_table` (then each weight is multiplied by the word's IDF, so words that
+    are everywhere do not win), the number of terms. The relevance model: a word's weight is
+    ``sum over passages of (score / total score) x tf(word, passage) / passage length``.
+    Out: the ``n_terms`` heaviest words (word parts, stopwords and one-letter words left out) that
+    are not already in the query, heaviest first (ties: alphabetical).
+    """
+    total = sum(max(float(s), 0.0) for _, s in feedback)
+    if not feedback or total <= 0:
+        return []
+    in_query = set(words(query, split_dotted=True))
+    weight: Counter = Counter()
+    for text, score in feedback:
+        toks = [t for t in words(text, split_dotted=True)]
+        if not toks:
+            continue
+        share = max(float(score), 0.0) / total
+        for w, tf in Counter(toks).items():
+            if len(w) < 2 or w in STOPWORDS or w.isdigit() or w in in_query:
+                continue
+            weight[w] += share * tf / len(toks) * (idf.get(w, 1.0) if idf else 1.0)
+    return [w for w, _ in sorted(weight.items(), key=lambda x: (-x[1], x[0]))[:n_terms]]
+
+
+def prf_expand(query: str, feedback: list[tuple[str, float]], idf: dict[str, float] | None = None,
+               n_terms: int = 5) -> str:
+    """The query followed by its :func:`prf_terms` (the original terms are kept whole: bm25s has
+    no per-term weights, so this is RM3's interpolation with the query's own terms first)."""
+    terms = prf_terms(query, feedback, idf, n_terms)
+    return " ".join([query.strip()] + terms).strip()
+
+
+def prf_queries(queries: dict[str, str], run: dict[str, dict[str, float]], corpus: dict,
+                idf: dict[str, float] | None = None, fb_docs: int = 3, n_terms: int = 5) -> dict[str, str]:
+    """:func:`prf_expand` for every query, with its top ``fb_docs`` passages of ``run`` (BM25) as
+    feedback. A query with no hit is left as it is. Out: ``{qid: expanded query}``."""
+    from .metrics import ranked
+    from .retrieval import passage_text
+
+    out = {}
+    for qid, text in queries.items():
+        top = ranked(run.get(qid) or {})[:fb_docs]
+        out[qid] = prf_expand(text, [(passage_text(corpus[d]), run[qid][d]) for d in top], idf, n_terms)
+    return out
+
+
+# ----------------------------------------------------------------------------- the rewriter's prompt
+SYSTEM_PROMPT = ("Rewrite the search query into one complete question, and add the exact names "
+                 "(function, class, command, tool) the answer is likely to use. Reply with the rewrite only.")
+
+
+def rewrite_messages(raw: str, few_shot: list[tuple[str, str]] = (), system: str = SYSTEM_PROMPT) -> list[dict]:
+    """The rewriter's chat prompt: the system instruction, then ``few_shot`` (raw, rewrite)
+    examples as earlier user/assistant turns, then the raw query as the user turn (no assistant
+    turn at the end: ready for ``apply_chat_template(..., add_generation_prompt=True)``)."""
+    messages = [{"role": "system", "content": system}]
+    for q, r in few_shot:
+        messages += [{"role": "user", "content": q}, {"role": "assistant", "content": r}]
+    return messages + [{"role": "user", "content": raw}]
+
+
+def target_name(doc: dict) -> str:
+    """The name a passage is about, from its title: ``"abc.ABCMeta.register(cls, subclass)"`` ->
+    ``"abc.ABCMeta.register"``; ``"Perl FAQ"`` -> ``"Perl FAQ"``; no title -> ``""``."""
+    from .generation import answer_name  # the same rule notebook 03 uses for its reference answers
+
+    return answer_name((doc.get("title") or "").strip())
+
+
+def sft_target(question: str, doc: dict) -> str:
+    """The rewrite the SFT warm-up teaches for a raw query: the full ``question`` it came from,
+    plus the name the answering passage ``doc`` uses (:func:`target_name`) when the question does
+    not already contain all of that name's words. Out: ``"<question> <name>"`` (one line)."""
+    question = " ".join(question.split())
+    name = target_name(doc)
+    if not name or set(words(name, split_dotted=True)) <= set(words(question, split_dotted=True)):
+        return question
+    return f"{question} {name}"
+
+
+# ----------------------------------------------------------------------------- cleaning and stats
+_PREFIX = re.compile(r"^\s*(?:(?:rewritten|rewrite|expanded|improved|search|new)\s*)?(?:query|question|rewrite)\s*[:\-]\s*",
+                     re.IGNORECASE)
+
+
+def clean_rewrite(text: str, max_words: int = 40) -> str:
+    """Tidy one generated rewrite: its first non-empty line, without a leading "Query:" /
+    "Rewritten query:" label, list bullet or surrounding quotes, whitespace collapsed, cut to
+    ``max_words`` words. Out: a string (``""`` when nothing is left)."""
+    lines = [l.strip() for l in (text or "").splitlines() if l.strip()]
+    line = lines[0] if lines else ""
+    line = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", line)
+    line = _PREFIX.sub("", line)
+    line = line.strip().strip("\"'`“”‘’").strip()
+    return " ".join(line.split()[:max_words])
+
+
+def repetition_rate(text: str) -> float:
+    """Share of the words of ``text`` (:func:`words`, dotted names split) that repeat an earlier
+    word: 0 for all-distinct words, -> 1 for one word over and over; 0 for an empty text."""
+    toks = words(text, split_dotted=True)
+    return 1 - len(set(toks)) / len(toks) if toks else 0.0
+
+
+def concat(raw: str, rewrite: str) -> str:
+    """``"raw + rewrite"``: the raw query followed by the rewrite (query2doc-style concatenation)."""
+    return f"{raw} {rewrite}".strip()
+
+
+def rewrite_stats(texts: list[str]) -> dict:
+    """Words per rewrite (mean, median, max), mean :func:`repetition_rate`, and the share of
+    empty rewrites. Out: a dict of floats."""
+    import statistics
+
+    n = [len(t.split()) for t in texts]
+    if not n:
+        return {"words (mean)": 0.0, "words (median)": 0.0, "words (max)": 0, "repetition (mean)": 0.0, "empty (share)": 0.0}
+    return {"words (mean)": round(statistics.fmean(n), 2), "words (median)": float(statistics.median(n)),
+            "words (max)": max(n), "repetition (mean)": round(statistics.fmean(repetition_rate(t) for t in texts), 4),
+            "empty (share)": round(sum(not t.strip() for t in texts) / len(texts), 4)}
+
+
+# ----------------------------------------------------------------------------- reward and pairs
+def reciprocal_rank(doc_scores: dict[str, float], relevant, k: int = 100) -> float:
+    """1 / rank of the first relevant doc in ``doc_scores`` (trec_eval order, :func:`metrics.ranked`)
+    within the top ``k``; 0.0 when none is there. ``relevant``: doc ids (or a qrels row; grade >= 1)."""
+    from .metrics import ranked
+
+    rel = {d for d, g in relevant.items() if g >= 1} if isinstance(relevant, dict) else set(relevant)
+    for i, d in enumerate(ranked(doc_scores or {})[:k], start=1):
+        if d in rel:
+            return 1.0 / i
+    return 0.0
+
+
+def reward(rr: float, text: str, free_words: int = 30, length_penalty: float = 0.01,
+           repetition_penalty: float = 0.5) -> float:
+    """The rewriter's reward for one rewrite: its retrieval score ``rr`` (a reciprocal rank in
+    0..1, or a mix of several) minus ``length_penalty`` per word beyond ``free_words`` and
+    ``repetition_penalty`` x :func:`repetition_rate` — rewrites otherwise drift into endless
+    keyword lists (DeepRetrieval). An empty rewrite gets -1."""
+    if not text.strip():
+        return -1.0
+    extra = max(0, len(text.split()) - free_words)
+    return rr - length_penalty * extra - repetition_penalty * repetition_rate(text)
+
+
+def preference_pairs(scored: dict[str, list[tuple[str, float]]], min_margin: float = 0.0) -> list[dict]:
+    """DPO pairs, best ≻ worst, from scored samples.
+
+    In: ``{qid: [(rewrite, reward), ...]}`` (several sampled rewrites per query). Duplicate
+    rewrites are merged first (first occurrence kept). A query gives one pair when its best reward
+    beats its worst by more than ``min_margin``; ties (e.g. every sample misses the passage) give
+    none. The best is the first sample with the highest reward, the worst the first with the lowest.
+    Out: ``[{"qid", "chosen", "rejected", "chosen_reward", "rejected_reward"}]`` in input order.
+    """
+    pairs = []
+    for qid, samples in scored.items():
+        seen, ordered = set(), []
+        for t, r in samples:
+            if t not in seen:
+                seen.add(t)
+                ordered.append((t, r))
+        if len(ordered) < 2:
+            continue
+        best = max(ordered, key=lambda x: x[1])
+        worst = min(ordered, key=lambda x: x[1])
+        if best[1] - worst[1] <= min_margin:
+            continue
+        pairs.append({"qid": qid, "chosen": best[0], "rejected": worst[0],
+                      "chosen_reward": best[1], "rejected_reward": worst[1]})
+    return pairs
+
+
+# ----------------------------------------------------------------------------- sampling
+def sample_rewrites(model, tokenizer, prompts: list[list[dict]], n: int = 4, temperature: float = 1.0,
+                    top_p: float = 0.95, max_new_tokens: int = 32, batch_size: int = 8, seed: int = 0,
+                    progress: bool | None = None) -> tuple[list[list[str]], float]:
+    """``n`` sampled completions per chat prompt (``model.generate(do_sample=True,
+    num_return_sequences=n)``), in batches with left padding, seeded with ``seed``.
+
+    Out: ``(samples, seconds)`` — one list of ``n`` decoded, uncleaned texts per prompt, in the
+    order of ``prompts``, and the total wall time.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from .config import show_progress
+
+    texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
+    out: list[list[str]] = [[] for _ in texts]
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.eval()
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    try:
+        for s in tqdm(range(0, len(texts), batch_size), desc="sampling", unit="batch",
+                      disable=not (show_progress() if progress is None else progress)):
+            batch = tokenizer(texts[s:s + batch_size], return_tensors="pt", padding=True,
+                              add_special_tokens=False).to(model.device)
+            with torch.no_grad():
+                gen = model.generate(**batch, do_sample=True, temperature=temperature, top_p=top_p,
+                                     num_return_sequences=n, max_new_tokens=max_new_tokens,
+                                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+            new = gen[:, batch["input_ids"].shape[1]:]
+            for j, row in enumerate(new):
+                out[s + j // n].append(tokenizer.decode(row, skip_special_tokens=True).strip())
+    finally:
+        tokenizer.padding_side = side
+    return out, time.perf_counter() - start
