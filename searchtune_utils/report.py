@@ -31,7 +31,8 @@ def notebooks_table(index=ROOT / "notebooks" / "index.toml") -> str:
         for suffix in ("", ".gpu"):
             path = RESULTS_DIR / f"{stem}{suffix}.json"
             res = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-            times.append(_minutes(res.get("timings", {}).get("notebook total (s)")))
+            timings = res.get("timings", {})
+            times.append(_minutes(timings.get("notebook total (s)", timings.get("notebook (s)"))))
         name = f"[{e['title']}](notebooks/{e['file']})" if exists else f"{e['title']} _(planned)_"
         out += f"| {stem[:2]} | {name} | {e['level']} | {times[0]} | {times[1]} | {e['learn']} |\n"
     return out
@@ -71,8 +72,11 @@ def results_table() -> str:
     for columns, rows in tables:
         text = "| notebook | data | system | " + " | ".join(columns) + " | measured on |\n"
         text += "|---|---|---|" + "---:|" * len(columns) + "---|\n"
+        # Rates (every value in [0, 1]) are shown ×100; a column with any other value (a count) as it is.
+        rate = {c: all(0 <= r[3][c] <= 1 for r in rows if isinstance(r[3].get(c), (int, float))) for c in columns}
         for nb, dataset, system, vals, device, date in rows:
-            cells = [f"{100 * vals[c]:.1f}" if isinstance(vals.get(c), (int, float)) else "" for c in columns]
+            cells = [("" if not isinstance(vals.get(c), (int, float)) else f"{100 * vals[c]:.1f}" if rate[c] else f"{vals[c]:g}")
+                     for c in columns]
             text += f"| {nb} | {dataset} | {system} | " + " | ".join(cells) + f" | {device}, {date} |\n"
         out.append(text)
     return "\n".join(out) + ("\nScores ×100 on the test split of each built-in dataset (`cpu` profile): `pydocs` (questions made "

@@ -74,3 +74,12 @@ def test_generation_table_shows_intervals_and_paired_tests_and_keeps_them_out_of
     assert "| 03_g | rule | 88.3 [84, 91] |" in table and "| 03_g | SFT | 50.0 [44, 56] |" in table
     assert "| 03_g | SFT vs rule | -38.3 | [-44.7, -32.0] | 0.0002 |" in table
     assert "03_g" not in report.results_table()
+
+
+def test_counts_are_not_scaled_like_rates(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "RESULTS_DIR", tmp_path)
+    (tmp_path / "07_d.json").write_text(json.dumps({
+        "notebook": "07_d", "date": "2026-01-01", "machine": {"device": "cpu"},
+        "metrics": {"never": {"year nDCG@10": 0.9312, "retrains": 0}, "monthly": {"year nDCG@10": 0.9378, "retrains": 9}}}))
+    table = report.results_table()
+    assert "| 07_d | pydocs | never | 93.1 | 0 |" in table and "| 07_d | pydocs | monthly | 93.8 | 9 |" in table
