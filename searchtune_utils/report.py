@@ -54,7 +54,7 @@ def results_table() -> str:
     tables: list[tuple[list[str], list[tuple]]] = []  # (columns, rows)
     for path in files:
         res = json.loads(path.read_text(encoding="utf-8"))
-        if res.get("metrics_ci"):  # generator notebooks: their own table, with intervals (generation_table)
+        if res.get("metrics_ci") or res.get("notebook") == SCALE_NOTEBOOK:  # their own tables: generation_table, scale_table
             continue
         systems = res.get("readme_systems") or list(res["metrics"])
         names = [m for s in systems for m, v in res["metrics"][s].items() if isinstance(v, (int, float))]
@@ -145,6 +145,35 @@ def transfer_table(notebook: str = "01_finetune_embeddings") -> str:
     return out
 
 
+SCALE_NOTEBOOK = "08_vector_database_and_scale"
+
+
+def scale_table(notebook: str = SCALE_NOTEBOOK) -> str:
+    """Markdown table of the vector-index benchmark (notebook 08, default profile): per corpus size
+    and index, recall@10 against exact search, latency p50/p95 per query, bytes per vector in RAM
+    and on disk, the ``hnsw_ef`` chosen on dev questions and the build time. Empty without results."""
+    path = RESULTS_DIR / f"{notebook}.json"
+    if not path.exists():
+        return ""
+    res = json.loads(path.read_text(encoding="utf-8"))
+    rows = []
+    for key, v in res["metrics"].items():
+        index, passages = key.rsplit(" @ ", 1)
+        rows.append((int(passages), index, v))
+    rows.sort(key=lambda r: r[0])
+    ef = lambda x: "" if x is None or x != x else f"{x:g}"
+    text = ("| passages | index | `hnsw_ef` | recall@10 vs exact | p50 (ms) | p95 (ms) | RAM bytes / vector | "
+            "disk bytes / vector | build (s) |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
+    for passages, index, v in rows:
+        text += (f"| {passages:,} | {index} | {ef(v.get('hnsw_ef'))} | {v['recall@10']:.4f} | {v['p50_ms']:.2f} | "
+                 f"{v['p95_ms']:.2f} | {v['ram_bytes_per_vector']:,.0f} | {v['disk_bytes_per_vector']:,.0f} | {v['build_s']:g} |\n")
+    machine = res.get("machine", {})
+    return (f"\nVector index ({notebook}, `cpu` profile, {res.get('dataset', DEFAULT_DATASET)} questions, {res.get('model', '')}): "
+            f"Qdrant Edge in process, one query at a time, on {machine.get('device', '?')} with {machine.get('cpus', '?')} "
+            f"cores, {res.get('date', '')}. `hnsw_ef` is chosen on dev questions, recall and latency are on test questions.\n\n"
+            + text)
+
+
 def _replace(text: str, start: str, end: str, block: str) -> str:
     if start not in text or end not in text:
         raise ValueError(f"README lacks the markers {start} … {end}")
@@ -157,7 +186,7 @@ def update_readme(path=ROOT / "README.md") -> bool:
     """Regenerate the notebook table and the results table between their markers in the README."""
     text = path.read_text(encoding="utf-8")
     text = _replace(text, NB_START, NB_END, notebooks_table())
-    text = _replace(text, START, END, results_table() + transfer_table() + generation_table())
+    text = _replace(text, START, END, results_table() + transfer_table() + generation_table() + scale_table())
     atomic_write_text(path, text)
     return True
 

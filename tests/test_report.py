@@ -83,3 +83,16 @@ def test_counts_are_not_scaled_like_rates(tmp_path, monkeypatch):
         "metrics": {"never": {"year nDCG@10": 0.9312, "retrains": 0}, "monthly": {"year nDCG@10": 0.9378, "retrains": 9}}}))
     table = report.results_table()
     assert "| 07_d | pydocs | never | 93.1 | 0 |" in table and "| 07_d | pydocs | monthly | 93.8 | 9 |" in table
+
+
+def test_scale_table_has_its_own_rows_and_stays_out_of_the_retrieval_table(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "RESULTS_DIR", tmp_path)
+    row = {"recall@10": 0.9931, "p50_ms": 0.81, "p95_ms": 1.234, "ram_bytes_per_vector": 1580, "disk_bytes_per_vector": 0,
+           "build_s": 12.5}
+    (tmp_path / f"{report.SCALE_NOTEBOOK}.json").write_text(json.dumps({
+        "notebook": report.SCALE_NOTEBOOK, "date": "2026-01-01", "machine": {"device": "cpu", "cpus": 2},
+        "metrics": {"HNSW @ 110000": {**row, "hnsw_ef": 64}, "exact (NumPy) @ 5030": {**row, "recall@10": 1.0, "hnsw_ef": None}}}))
+    table = report.scale_table()
+    assert "| 110,000 | HNSW | 64 | 0.9931 | 0.81 | 1.23 | 1,580 | 0 | 12.5 |" in table
+    assert table.index("| 5,030 | exact (NumPy) |  | 1.0000 |") < table.index("| 110,000 |")
+    assert report.SCALE_NOTEBOOK not in report.results_table()
