@@ -10,7 +10,7 @@ import pytest
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 TAUGHT = ["00_explore_data_and_baselines", "01_finetune_embeddings", "02_finetune_reranker",
           "03_finetune_generator_sft", "04_preference_tune_dpo", "05_rewrite_queries",
-          "06_evaluate_the_stack", "07_drift_and_retraining"]
+          "06_evaluate_the_stack", "07_drift_and_retraining", "08_vector_database_and_scale"]
 DECIMAL = re.compile(r"(?<![\w.])\d+\.\d+(?![\w.])")
 
 

@@ -1,4 +1,4 @@
-"""Every notebook with a DATASET switch (00-02, 05-07) runs on a BEIR folder that has only the required fields.
+"""Every notebook with a DATASET switch (00-02, 05-08) runs on a BEIR folder that has only the required fields.
 
 `tests/fixtures/foreign_beir` has no titles, no metadata, integer-like ids, CRLF line ends and a
 UTF-8 byte-order mark (see its README). Each retrieval notebook is executed on it with papermill in
@@ -13,7 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "foreign_beir"
 RETRIEVAL_NOTEBOOKS = ["00_explore_data_and_baselines", "01_finetune_embeddings", "02_finetune_reranker",
-                       "05_rewrite_queries", "06_evaluate_the_stack", "07_drift_and_retraining"]
+                       "05_rewrite_queries", "06_evaluate_the_stack", "07_drift_and_retraining",
+                       "08_vector_database_and_scale"]
 
 
 @pytest.mark.parametrize("name", RETRIEVAL_NOTEBOOKS)
