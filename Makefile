@@ -1,5 +1,6 @@
 # searchtune: two commands do everything on a fresh machine (Python 3.11, no GPU needed).
-#   make run    set up, then execute every notebook in order (PROFILE=cpu by default)
+#   make run    set up, then execute every notebook in order (PROFILE=cpu by default); only the
+#               default run writes into notebooks/, any other profile or DATASET into runs/ (ignored)
 #   make test   set up, then unit tests + every notebook under nbval in the smoke profile
 # Other targets: setup, data, models, report, clean.
 
@@ -13,6 +14,11 @@ PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip
 STAMP   := $(VENV)/.searchtune-setup
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+# Where `make run` writes the executed notebooks. The committed lessons are the `cpu` run on the
+# default dataset: only that run writes into notebooks/. Any other profile or dataset is a rehearsal
+# or an experiment: its copies go to runs/<profile>[-<dataset>]/ (git-ignored), the lessons stay intact.
+RUN_DATASET := $(notdir $(patsubst %/,%,$(filter-out pydocs,$(DATASET))))
+RUN_DIR     := $(if $(filter cpu,$(PROFILE)),$(if $(RUN_DATASET),runs/cpu-$(RUN_DATASET),notebooks),runs/$(PROFILE)$(if $(RUN_DATASET),-$(RUN_DATASET)))
 
 # Offline by default: the hub is not needed for the smoke and cpu profiles.
 # For PROFILE=gpu with a reachable hub: `make run PROFILE=gpu HF_HUB_OFFLINE=0 TRANSFORMERS_OFFLINE=0`.
@@ -47,10 +53,12 @@ models: setup
 	$(PY) -m searchtune_utils.models prepare
 
 run: data models
+	@mkdir -p $(RUN_DIR)
 	@for nb in $(NOTEBOOKS); do \
-	  echo "== $$nb (profile $(PROFILE)) $(DATASET)"; \
+	  out="$(RUN_DIR)/$$(basename $$nb)"; \
+	  echo "== $$nb -> $$out (profile $(PROFILE)) $(DATASET)"; \
 	  SEARCHTUNE_PROFILE=$(PROFILE) $(if $(DATASET),SEARCHTUNE_DATASET=$(DATASET)) $(VENV)/bin/papermill \
-	    --kernel python3 --cwd notebooks --log-level WARNING "$$nb" "$$nb" || exit 1; \
+	    --kernel python3 --cwd notebooks --log-level WARNING "$$nb" "$$out" || exit 1; \
 	done
 	$(MAKE) --no-print-directory report
 
@@ -62,4 +70,4 @@ test: data models
 	SEARCHTUNE_PROFILE=smoke $(PY) -m pytest -q
 
 clean:
-	rm -rf artifacts results/*.smoke.json results/*.gpu.json .cache
+	rm -rf artifacts runs results/*.smoke.json results/*.gpu.json .cache
