@@ -160,3 +160,126 @@ def interpolate(first_stage: dict, reranker: dict, weight: float) -> dict[str, d
         b = minmax({d: float(s) for d, s in cands.items()})
         out[qid] = {d: weight * b[d] + (1 - weight) * a[d] for d in cands}
     return out
+
+
+def same_answer(corpus: dict[str, dict], doc_id: str) -> set[str]:
+    """The passages known to carry the same answer as ``doc_id`` — the false-negative guard by
+    what is known, not by a retriever score.
+
+    In: the corpus and one judged answer. Out: ``doc_id`` itself, every passage with the same
+    text, and, when the corpus says what each passage documents (``metadata["module"]`` and
+    ``metadata["object"]``, as pydocs does: several chunks of one docstring), every passage about
+    the same object. A corpus without that metadata (faqs: one passage per FAQ entry) gets the
+    entry itself and its exact duplicates.
+    """
+    doc = corpus[doc_id]
+    meta = doc.get("metadata") or {}
+    key = (meta.get("module"), meta.get("object"))
+    text = (doc.get("title", ""), doc.get("text", ""))
+    out = {doc_id}
+    for d, other in corpus.items():
+        m = other.get("metadata") or {}
+        if (other.get("title", ""), other.get("text", "")) == text:
+            out.add(d)
+        elif all(key) and (m.get("module"), m.get("object")) == key:
+            out.add(d)
+    return out
+
+
+def hard_negatives(qrels: dict[str, dict[str, int]], runs: list[dict], corpus: dict[str, dict],
+                   depth: int, num_negatives: int) -> list[dict]:
+    """Training candidates from the first stages being reranked, guarded by what is known to answer.
+
+    For each question of ``qrels``: walk the ``runs`` (e.g. BM25 and the base embedder) rank by
+    rank, alternating between them, down to ``depth``; skip every passage that
+    :func:`same_answer` links to a judged answer; keep the first ``num_negatives``. A candidate
+    ranked above the answer by the run that proposed it — the first stage's own mistake, the case a
+    reranker exists for — is kept and counted.
+    Out: one dict per question ``{"qid", "positive", "negatives", "above_answer", "guarded"}``
+    (``above_answer``: how many kept negatives outranked the answer in the run that proposed them;
+    ``guarded``: how many candidates the guard skipped). Questions with no judged answer are left out.
+    """
+    from .metrics import ranked
+
+    known_cache: dict[str, set[str]] = {}
+    rows = []
+    for qid, judged in qrels.items():
+        answers = [d for d, g in judged.items() if g >= 1 and d in corpus]
+        if not answers:
+            continue
+        known = set()
+        for d in answers:
+            if d not in known_cache:
+                known_cache[d] = same_answer(corpus, d)
+            known |= known_cache[d]
+        lists = [ranked(run.get(qid) or {})[:depth] for run in runs]
+        answer_rank = [min((i for i, d in enumerate(lst) if d in answers), default=depth) for lst in lists]
+        negatives, above, guarded, seen = [], 0, 0, set()
+        for rank in range(depth):
+            for lst, a_rank in zip(lists, answer_rank):
+                if rank >= len(lst) or lst[rank] in seen:
+                    continue
+                d = lst[rank]
+                seen.add(d)
+                if d in known:
+                    guarded += d not in answers
+                    continue
+                if len(negatives) < num_negatives:
+                    negatives.append(d)
+                    above += rank < a_rank
+        rows.append({"qid": qid, "positive": answers[0], "negatives": negatives,
+                     "above_answer": above, "guarded": guarded})
+    return rows
+
+
+def rerank_runs(cross_encoder, corpus: dict[str, dict], queries: dict[str, str], runs: dict[str, dict],
+                k: int | dict[str, int], batch_size: int = 64, show_progress_bar: bool = False):
+    """Rerank the top ``k`` of several first stages, scoring each (question, passage) pair once.
+
+    In: a CrossEncoder, corpus, ``{qid: text}``, ``{first stage name: run}`` and the depth ``k``
+    (one for all, or ``{first stage name: depth}``).
+    A passage several first stages propose is scored once and shared. Out: ``(reranked, pairs,
+    seconds)`` — ``{name: run over that stage's top k with cross-encoder scores}``, the number of
+    distinct pairs scored and the wall time of the scoring.
+    """
+    import time
+
+    from .metrics import ranked
+    from .retrieval import passage_text
+
+    depth = k if isinstance(k, dict) else {name: k for name in runs}
+    tops = {name: {q: ranked(run.get(q) or {})[:depth[name]] for q in queries} for name, run in runs.items()}
+    pairs = list(dict.fromkeys((q, d) for top in tops.values() for q in queries for d in top[q]))
+    start = time.perf_counter()
+    scores = cross_encoder.predict([(queries[q], passage_text(corpus[d])) for q, d in pairs],
+                                   batch_size=batch_size, show_progress_bar=show_progress_bar,
+                                   convert_to_numpy=True).reshape(-1)
+    seconds = time.perf_counter() - start
+    score = dict(zip(pairs, (float(s) for s in scores)))
+    reranked = {name: {q: {d: score[(q, d)] for d in top[q]} for q in queries} for name, top in tops.items()}
+    return reranked, len(pairs), seconds
+
+
+def add_random_negatives(rows: list[dict], corpus: dict[str, dict], n: int, seed: int = 42) -> list[dict]:
+    """Add ``n`` easy negatives to each row of :func:`hard_negatives`: passages drawn at random from
+    the whole corpus (seeded), never a known answer nor one of the row's passages.
+
+    Easy negatives give a fresh scoring head something it can get right from the first steps (a
+    passage about another topic), while the hard ones teach the fine distinctions. Out: new rows
+    with ``negatives`` = the hard ones followed by the random ones, and ``random`` = how many were added.
+    """
+    import random
+
+    rng = random.Random(seed)
+    ids = list(corpus)
+    out = []
+    for row in rows:
+        taken = {row["positive"], *row["negatives"]} | same_answer(corpus, row["positive"])
+        extra = []
+        while len(extra) < min(n, len(ids) - len(taken)):
+            d = ids[rng.randrange(len(ids))]
+            if d not in taken:
+                taken.add(d)
+                extra.append(d)
+        out.append({**row, "negatives": [*row["negatives"], *extra], "random": len(extra)})
+    return out

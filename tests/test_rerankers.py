@@ -114,3 +114,73 @@ def test_interpolate_edge_cases():
     assert out == pytest.approx({"a": 0.5, "c": 0.5})  # c missing from the first stage = its floor
     with pytest.raises(ValueError):
         rerankers.interpolate({}, {}, 1.5)
+
+
+GUARD_CORPUS = {
+    "ans": {"title": "m.f", "text": "first chunk", "metadata": {"module": "m", "object": "f"}},
+    "ans2": {"title": "m.f", "text": "second chunk", "metadata": {"module": "m", "object": "f"}},
+    "dup": {"title": "m.f", "text": "first chunk", "metadata": {}},
+    "other": {"title": "m.g", "text": "about g", "metadata": {"module": "m", "object": "g"}},
+    "bare1": {"title": "", "text": "no metadata", "metadata": {}},
+    "bare2": {"title": "", "text": "no metadata either", "metadata": {}},
+}
+
+
+def test_same_answer_uses_object_metadata_and_exact_duplicates_only():
+    assert rerankers.same_answer(GUARD_CORPUS, "ans") == {"ans", "ans2", "dup"}
+    assert rerankers.same_answer(GUARD_CORPUS, "other") == {"other"}
+    # no metadata: only the entry itself (two passages without an object are not "the same object")
+    assert rerankers.same_answer(GUARD_CORPUS, "bare1") == {"bare1"}
+
+
+def test_hard_negatives_alternate_runs_keep_mistakes_above_the_answer_and_skip_known_answers():
+    qrels = {"q": {"ans": 1}}
+    bm25 = {"q": {"other": 9.0, "ans2": 8.0, "ans": 7.0, "bare1": 1.0}}
+    dense = {"q": {"bare2": 0.9, "ans": 0.8, "dup": 0.7, "bare1": 0.6}}
+    rows = rerankers.hard_negatives(qrels, [bm25, dense], GUARD_CORPUS, depth=4, num_negatives=3)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["positive"] == "ans"
+    assert row["negatives"] == ["other", "bare2", "bare1"]  # rank 1 of each run, then rank 4 (bare1)
+    assert row["above_answer"] == 2  # "other" and "bare2" outranked the answer in the run that proposed them
+    assert row["guarded"] == 2  # ans2 (same object) and dup (same text) were skipped
+
+
+def test_hard_negatives_skip_questions_without_an_answer_in_the_corpus():
+    assert rerankers.hard_negatives({"q": {"missing": 1}}, [{"q": {"ans": 1.0}}], GUARD_CORPUS, 5, 2) == []
+
+
+class _FakeCrossEncoder:
+    def __init__(self):
+        self.calls = []
+
+    def predict(self, pairs, **kwargs):
+        self.calls.append(list(pairs))
+        return np.array([float(len(p)) for _, p in pairs])
+
+
+def test_rerank_runs_scores_each_pair_once_across_first_stages():
+    model = _FakeCrossEncoder()
+    runs = {"a": {"q1": {"a": 2.0, "b": 1.0, "c": 0.5}}, "b": {"q1": {"b": 3.0, "d": 2.0}}}
+    reranked, pairs, seconds = rerankers.rerank_runs(model, CORPUS, {"q1": "first?"}, runs, k=2)
+    assert pairs == 3 and len(model.calls) == 1 and len(model.calls[0]) == 3  # a, b, d: b scored once
+    assert set(reranked["a"]["q1"]) == {"a", "b"} and set(reranked["b"]["q1"]) == {"b", "d"}
+    assert reranked["a"]["q1"]["b"] == reranked["b"]["q1"]["b"] == float(len("B\nbeta"))
+    assert seconds >= 0
+
+
+def test_rerank_runs_takes_a_depth_per_first_stage():
+    runs = {"a": {"q1": {"a": 2.0, "b": 1.0, "c": 0.5}}, "b": {"q1": {"b": 3.0, "d": 2.0}}}
+    reranked, pairs, _ = rerankers.rerank_runs(_FakeCrossEncoder(), CORPUS, {"q1": "first?"}, runs, k={"a": 3, "b": 1})
+    assert set(reranked["a"]["q1"]) == {"a", "b", "c"} and set(reranked["b"]["q1"]) == {"b"} and pairs == 3
+
+
+def test_add_random_negatives_never_adds_a_known_answer_or_a_repeat():
+    rows = [{"qid": "q", "positive": "ans", "negatives": ["other"], "above_answer": 0, "guarded": 0}]
+    out = rerankers.add_random_negatives(rows, GUARD_CORPUS, n=2, seed=0)
+    added = out[0]["negatives"][1:]
+    assert out[0]["negatives"][0] == "other" and out[0]["random"] == 2 and len(set(added)) == 2
+    assert not set(added) & {"ans", "ans2", "dup", "other"}
+    assert rows[0]["negatives"] == ["other"]  # the input is left as it was
+    # fewer candidates than asked: as many as exist
+    assert rerankers.add_random_negatives(rows, GUARD_CORPUS, n=10, seed=0)[0]["random"] == 2
