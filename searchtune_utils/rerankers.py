@@ -275,8 +275,8 @@ def add_random_negatives(rows: list[dict], corpus: dict[str, dict], n: int, seed
     out = []
     for row in rows:
         taken = {row["positive"], *row["negatives"]} | same_answer(corpus, row["positive"])
-        extra = []
-        while len(extra) < min(n, len(ids) - len(taken)):
+        extra, want = [], min(n, len(set(ids) - taken))  # as many as exist when the corpus is tiny
+        while len(extra) < want:
             d = ids[rng.randrange(len(ids))]
             if d not in taken:
                 taken.add(d)
