@@ -1,6 +1,6 @@
 """Data building and small measurements for training and evaluating rerankers (notebook 02).
 
-Nothing here trains or wraps a model: the notebook calls ``mine_hard_negatives``,
+Nothing here trains or wraps a model: the notebook calls ``CrossEncoder``, ``ListNetLoss``,
 ``CrossEncoderTrainer`` and ``CrossEncoderRerankingEvaluator`` itself. These helpers turn
 BEIR-shaped data (corpus ``{doc_id: {"title", "text"}}``, queries ``{qid: text}``, qrels
 ``{qid: {doc_id: grade}}``, runs ``{qid: {doc_id: score}}``) into the shapes those calls take,
@@ -8,7 +8,6 @@ and summarise what they produced.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 from .metrics import ranked
 from .retrieval import passage_text
@@ -103,34 +102,6 @@ def top_k_changes(before: dict, after: dict, k: int = 3) -> dict[str, tuple[list
         if b != a:
             out[qid] = (b, a)
     return out
-
-
-def cached_corpus_embeddings(cache_folder: str | Path, texts: list[str]):
-    """Load the corpus embeddings that ``mine_hard_negatives(corpus=texts, cache_folder=...)`` saved,
-    one row per entry of ``texts``.
-
-    ``mine_hard_negatives`` encodes the de-duplicated corpus (first occurrence of each text, in
-    order) and writes ``corpus_embeddings_<hash>.npy`` into ``cache_folder``; use a fresh folder
-    per run so it holds exactly one such file. Duplicate texts get the same row.
-    In: the folder and the ``corpus`` list given to the miner. Out: float32 numpy array
-    ``(len(texts), dim)``. Raises FileNotFoundError when there is no file, ValueError when there
-    are several or when the row count does not match the distinct texts.
-    """
-    import numpy as np
-
-    files = sorted(Path(cache_folder).glob("corpus_embeddings_*.npy"))
-    if not files:
-        raise FileNotFoundError(f"no corpus_embeddings_*.npy in {cache_folder}: call mine_hard_negatives "
-                                "with cache_folder=<this folder> first")
-    if len(files) > 1:
-        raise ValueError(f"{len(files)} corpus embedding files in {cache_folder}: use a fresh, empty "
-                         "cache folder per run so the file is unambiguous")
-    emb = np.load(files[0]).astype("float32")
-    row = {text: i for i, text in enumerate(dict.fromkeys(texts))}
-    if len(row) != len(emb):
-        raise ValueError(f"the cached file has {len(emb)} rows but there are {len(row)} distinct texts: "
-                         "it was made from another corpus")
-    return emb[[row[t] for t in texts]]
 
 
 def interpolate(first_stage: dict, reranker: dict, weight: float) -> dict[str, dict[str, float]]:

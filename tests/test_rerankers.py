@@ -80,22 +80,6 @@ def test_top_k_changes():
     assert rerankers.top_k_changes(RUN, {}, k=2) == {}
 
 
-def test_cached_corpus_embeddings(tmp_path):
-    texts = ["a", "b", "a", "c"]  # "a" twice: the miner encodes it once
-    with pytest.raises(FileNotFoundError):
-        rerankers.cached_corpus_embeddings(tmp_path, texts)
-    np.save(tmp_path / "corpus_embeddings_abc.npy", np.arange(6, dtype="float64").reshape(3, 2))
-    np.save(tmp_path / "query_embeddings_abc.npy", np.zeros((2, 2)))
-    emb = rerankers.cached_corpus_embeddings(tmp_path, texts)
-    assert emb.dtype == np.float32
-    assert emb.tolist() == [[0, 1], [2, 3], [0, 1], [4, 5]]
-    with pytest.raises(ValueError, match="2 distinct texts"):
-        rerankers.cached_corpus_embeddings(tmp_path, ["a", "b"])
-    np.save(tmp_path / "corpus_embeddings_def.npy", np.ones((3, 2)))
-    with pytest.raises(ValueError, match="2 corpus embedding files"):
-        rerankers.cached_corpus_embeddings(tmp_path, texts)
-
-
 def test_interpolate_endpoints_and_blend():
     first = {"q": {"a": 0.9, "b": 0.5, "c": 0.1}}
     rerank = {"q": {"a": -2.0, "b": 3.0, "c": 1.0}}
