@@ -231,12 +231,22 @@ def support(answer_body: str, passages: list[str]) -> float | None:
     return sum(w in vocab for w in words) / len(words)
 
 
+def names_gold(body: str, record: dict) -> bool:
+    """Whether an answer's text names the answering object (``record["gold_name"]``, e.g.
+    ``os.path.join``) or states the sentence the answer rests on (``record["gold_sentence"]``),
+    case and punctuation ignored: citing the right source while saying something else is not a
+    correct answer."""
+    text = _norm(body)
+    return any(_norm(x) in text for x in (record.get("gold_name"), record.get("gold_sentence")) if x)
+
+
 def score_answer(answer: str, record: dict, max_words: int = MAX_ANSWER_WORDS) -> dict:
     """Score one answer against a generation record (``data.GENERATION_FIELDS``).
 
     Out: ``parse_answer``'s fields plus ``answerable``, ``kind``, ``gold`` (the reference's cited
-    source numbers), ``correct`` (answerable, not refused, and cites a gold source; None when not
-    answerable), ``extra_citations`` (cites a non-gold source too) and ``faithfulness``
+    source numbers), ``correct`` (answerable, not refused, cites a gold source and — when the
+    record has ``gold_name``/``gold_sentence`` — names the gold object or states its sentence,
+    :func:`names_gold`; None when not answerable), ``extra_citations`` (cites a non-gold source too) and ``faithfulness``
     (:func:`support` against the *cited* passages; None for refusals).
     """
     passages = [p["text"] for p in record["passages"]]
@@ -245,9 +255,12 @@ def score_answer(answer: str, record: dict, max_words: int = MAX_ANSWER_WORDS) -
     answerable = bool(record.get("answerable", bool(gold)))
     answered = not parsed["refusal"]
     cited_text = [passages[n - 1] for n in parsed["citations"] if 1 <= n <= len(passages)]
+    correct = answered and any(n in gold for n in parsed["citations"])
+    if correct and (record.get("gold_name") or record.get("gold_sentence")):
+        correct = names_gold(parsed["body"], record)
     return {**parsed, "answerable": answerable, "kind": record.get("kind", "answerable" if answerable else "unanswerable"),
             "gold": gold,
-            "correct": (answered and any(n in gold for n in parsed["citations"])) if answerable else None,
+            "correct": correct if answerable else None,
             "extra_citations": answered and any(n not in gold for n in parsed["citations"]),
             "faithfulness": support(parsed["body"], cited_text) if answered else None}
 
@@ -256,7 +269,7 @@ def score_answer(answer: str, record: dict, max_words: int = MAX_ANSWER_WORDS) -
 METRICS = {
     "task success": "all questions: answerable -> a compliant answer citing the right passage; otherwise -> the refusal",
     "format compliance": "all questions: the answer is the refusal alone, or a short answer whose citations are all [Source N] with N shown",
-    "cited-source correctness": "answerable questions the model answered: it cites the passage that holds the answer",
+    "cited-source correctness": "answerable questions the model answered: it cites the passage that holds the answer (and, where the record says, names its object or states its sentence)",
     "faithfulness": "answerable questions the model answered: share of answer content words found in the passages it cites",
     "refusal (out-of-scope)": "out-of-scope questions: the model refuses",
     "refusal (answer not in sources)": "in-domain questions whose shown passages lack the answer: the model refuses",
@@ -393,25 +406,29 @@ def ci_text(table, digits: int = 2):
     return frame
 
 
-def task_success_by_kind(scores_by_system: dict[str, list[dict]], confidence: float = 0.95, digits: int = 2):
+def task_success_by_kind(scores_by_system: dict[str, list[dict]], confidence: float = 0.95, digits: int = 2,
+                         groups: list[str] | None = None):
     """Task success (:func:`task_success`) per kind of question, with its ``confidence`` interval.
 
     Out: a DataFrame, one row per kind (named as in :data:`KIND_NAMES`, with the question count)
-    plus "all", one column per system, cells ``"value [low, high]"``.
+    plus "all", one column per system, cells ``"value [low, high]"``. ``groups``: one label per
+    question (e.g. ``generator_data.slice_name``) to group by instead of the kind, in order of
+    first appearance.
     """
     import pandas as pd
 
     out = {}
     first = next(iter(scores_by_system.values()))
-    for kind in [k for k in KIND_NAMES if any(s["kind"] == k for s in first)] + ["all"]:
-        idx = [i for i, s in enumerate(first) if kind == "all" or s["kind"] == kind]
+    labels = list(groups) if groups is not None else [s["kind"] for s in first]
+    for kind in (list(dict.fromkeys(labels)) if groups is not None else [k for k in KIND_NAMES if k in labels]) + ["all"]:
+        idx = [i for i, g in enumerate(labels) if kind == "all" or g == kind]
         row = {}
         for system, scores in scores_by_system.items():
             value, low, high, _ = rate_ci([float(task_success(scores[i])) for i in idx], confidence)
             row[system] = _ci_cell(value, low, high, digits)
         out[f"{KIND_NAMES.get(kind, kind)} ({len(idx)} q)"] = row
     frame = pd.DataFrame.from_dict(out, orient="index")
-    frame.index.name = "task success by kind (95% CI)"
+    frame.index.name = f"task success by {'slice' if groups is not None else 'kind'} (95% CI)"
     return frame
 
 
@@ -463,7 +480,8 @@ def answer_positions(records: list[dict]):
 def error_kind(score: dict, record: dict) -> str | None:
     """What went wrong in one scored answer (:func:`score_answer`), or None when it is right.
 
-    ``"wrong format"``, ``"refuses answerable"``, ``"right words, wrong [Source N]"`` (every content
+    ``"wrong format"``, ``"refuses answerable"``, ``"cites the right source, names something else"``
+    (the record's ``gold_name``/``gold_sentence`` missing from the answer), ``"right words, wrong [Source N]"`` (every content
     word is in the answering passage, but it cites another number), ``"answered from another
     passage"``, ``"unsupported words"`` (right source, words not in it), ``"answers near-miss"``,
     ``"answers out-of-scope"``."""
@@ -473,6 +491,8 @@ def error_kind(score: dict, record: dict) -> str | None:
         if score["refusal"]:
             return "refuses answerable"
         if not score["correct"]:
+            if any(n in score["gold"] for n in score["citations"]):
+                return "cites the right source, names something else"
             gold_text = [record["passages"][n - 1]["text"] for n in score["gold"]]
             return "right words, wrong [Source N]" if support(score["body"], gold_text) == 1.0 else "answered from another passage"
         if (score["faithfulness"] or 0.0) < 1.0:
@@ -851,13 +871,15 @@ def choose_threshold(records: list[dict], citation_first: bool = False):
 
 # --------------------------------------------------------------------------------- generation
 def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int = 64,
-             batch_size: int = 8, progress: bool | None = None) -> tuple[list[str], list[int], list[float]]:
+             batch_size: int = 8, progress: bool | None = None, prefix: str = "") -> tuple[list[str], list[int], list[float]]:
     """Greedy answers for chat prompts, in batches with left padding (prompts of similar length
     are batched together).
 
     In: a causal LM and its tokenizer (with a chat template), a list of message lists
     (:func:`build_messages`), the generation limit, the batch size; ``progress``: a progress bar
-    over the batches (default: ``config.show_progress()``, i.e. in live sessions only).
+    over the batches (default: ``config.show_progress()``, i.e. in live sessions only);
+    ``prefix``: text the answer is made to start with (e.g. ``"[Source"`` to make the model answer
+    rather than refuse), written after the assistant opening and kept at the start of each answer.
     Out: ``(answers, new_token_counts, seconds)`` in the order of ``prompts``; ``seconds`` is
     each answer's share of its batch's wall time.
     """
@@ -866,7 +888,7 @@ def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int = 
 
     from .config import show_progress
 
-    texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
+    texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) + prefix for p in prompts]
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     answers, counts, seconds = [None] * len(texts), [0] * len(texts), [0.0] * len(texts)
     side = tokenizer.padding_side
@@ -889,7 +911,7 @@ def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int = 
             for row, i in zip(new, idx):
                 ids = row.tolist()
                 n = ids.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in ids else len(ids)
-                answers[i] = tokenizer.decode(ids[:n], skip_special_tokens=True).strip()
+                answers[i] = (prefix + tokenizer.decode(ids[:n], skip_special_tokens=True)).strip()
                 counts[i], seconds[i] = n, dt
     finally:
         tokenizer.padding_side = side
@@ -992,81 +1014,7 @@ def corruption_pairs(records: list[dict], per_kind: dict[str, int], seed: int = 
     return pairs
 
 
-# --------------------------------------------------------------------------------- notebook 04's fallback
-def quick_sft(settings: dict, profile: str, out_dir: str | Path, seed: int = 42) -> dict:
-    """Notebook 04's stand-in for notebook 03 when 03's artifacts are missing (e.g. a fresh
-    checkout, or 03 and 04 started at the same time): the same data recipe and a *short* LoRA SFT.
-
-    Loads the stack (:func:`load_search_stack`), searches, builds ``train``/``train_pref``/``dev``/
-    ``test`` records as notebook 03 does (:func:`build_datasets`, stack order, near-misses,
-    faqs out-of-scope questions), picks the rule baseline's threshold on dev, trains a LoRA
-    adapter for ``settings["steps"]`` optimiser steps with TRL's ``SFTTrainer`` (instruction-only
-    prompts), and answers the test questions with it and with the rule baseline. It writes
-    notebook 03's file layout under ``out_dir``: ``data/<split>.jsonl``, ``data/setup.json``,
-    ``data/test_answers.json`` and ``adapter/``. Notebook 03 is the lesson; this is a few minutes
-    of the same steps with smaller sizes (``settings``: the ``fallback`` dict of 04's parameters).
-    Out: ``{"data": folder, "adapter": folder}``.
-    """
-    import datasets
-    import torch
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
-    from trl import SFTConfig, SFTTrainer
-
-    from . import config, data, models
-
-    S, out_dir = settings, Path(out_dir)
-    folder = data.get_dataset("pydocs")
-    corpus, queries, qrels, meta = data.load_beir(folder)
-    corpus, queries, qrels = data.subsample(corpus, queries, qrels, S["max_queries"], S["max_corpus"], seed=seed)
-    oos = [rec for _, rec in data.iter_jsonl(folder / "out_of_scope.jsonl", ("id", "question", "split"))]
-    oos += faq_out_of_scope(*data.load_queries(data.get_dataset("faqs")))
-    stack = load_search_stack(profile, base_retriever=S["base_retriever"], verbose=False)
-    sizes = {"train": {k: S["sft_rows"].get(k, 0) + S["pref_rows"].get(k, 0) for k in KIND_NAMES},
-             "dev": S["dev_rows"], "test": S["test_rows"]}
-    ranked, confidence = search_stack(stack["retriever"], corpus, questions_to_rank(queries, qrels, oos, sizes, 1.7, seed),
-                                      S["candidates"], stack["reranker"], weight=stack["weight"], return_scores=True)
-    common = dict(k=S["k"], max_words=S["passage_words"], seed=seed, scores=confidence, citation_first=S["citation_first"])
-    built = build_datasets(corpus, queries, qrels, meta, oos, ranked,
-                           {"train": S["sft_rows"], "dev": S["dev_rows"], "test": S["test_rows"]}, **common)
-    built["train_pref"] = build_datasets(corpus, queries, qrels, meta, oos, ranked, {"train": S["pref_rows"]},
-                                         skip={r["qid"] for r in built["train"]}, **common)["train"]
-    for split, recs in built.items():
-        write_generation_jsonl(out_dir / "data" / f"{split}.jsonl", recs)
-    threshold, _ = choose_threshold(built["dev"], S["citation_first"])
-
-    generator = models.resolve_model(S["generator"])
-    tokenizer = AutoTokenizer.from_pretrained(generator)
-    train = datasets.Dataset.from_list([chat_example(r, few_shot=False) for r in built["train"]]).shuffle(seed=seed)
-    trainer = SFTTrainer(
-        model=AutoModelForCausalLM.from_pretrained(generator, dtype=torch.float32), train_dataset=train,
-        args=SFTConfig(output_dir=str(out_dir / "checkpoints"), max_steps=S["steps"], per_device_train_batch_size=1,
-                       gradient_accumulation_steps=S["grad_accum"], learning_rate=S["learning_rate"],
-                       max_length=S["max_length"], save_strategy="no", seed=seed, bf16=False, fp16=False,
-                       gradient_checkpointing=False, use_cpu=not torch.cuda.is_available(), report_to="none",
-                       disable_tqdm=not config.show_progress()),
-        processing_class=tokenizer,
-        peft_config=LoraConfig(r=S["lora_r"], lora_alpha=S["lora_alpha"], lora_dropout=0.0, task_type="CAUSAL_LM",
-                               target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
-    trainer.remove_callback(PrinterCallback)
-    trainer.train()
-    trainer.model.save_pretrained(out_dir / "adapter")
-    tokenizer.save_pretrained(out_dir / "adapter")
-    test = built["test"]
-    sft = evaluate(trainer.model, tokenizer, test, few_shot=False, max_new_tokens=S["max_new_tokens"],
-                   batch_size=S["gen_batch"])
-    answers = {"rule baseline": [rule_answer(r, threshold, S["citation_first"]) for r in test], "SFT": sft["answers"]}
-    config.atomic_write_text(out_dir / "data" / "test_answers.json", json.dumps(
-        {"ids": [r["id"] for r in test], "answers": answers, "cost": {"SFT": sft["cost"]}}) + "\n")
-    config.atomic_write_text(out_dir / "data" / "setup.json", json.dumps(
-        {"made_by": "generation.quick_sft (notebook 04's fallback)", "sft_few_shot": False,
-         "citation_first": S["citation_first"], "baseline_prompt": None, "rule_threshold": threshold,
-         "best_baseline": "rule baseline", "stack": stack["parts"], "stack_fell_back": stack["fell_back"],
-         "optimizer_steps": trainer.state.global_step}, indent=1) + "\n")
-    del trainer
-    return {"data": out_dir / "data", "adapter": out_dir / "adapter"}
-
-
+# --------------------------------------------------------------------------------- tables
 def before_after(scores_by_system: dict[str, list[dict]], baseline: str, system: str, confidence: float = 0.95):
     """The closing table of a training notebook: one row per metric of :data:`METRICS`; columns
     ``baseline`` and ``system`` (each ``"value [low, high]"``, :func:`metrics_with_ci`) and, for the

@@ -32,8 +32,6 @@ SUMMARY_FILE = "searchtune_train.json"  # written next to the saved model by the
 # Constants of the notebooks' code cells (not profile parameters), the same values as there:
 MNRL_SCALE = 20.0  # notebook 01: cosine similarity x 20 in (Cached)MultipleNegativesRankingLoss
 LORA_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # notebook 03
-SFT_WARMUP_STEPS = 3  # notebook 03's SFTConfig(warmup_steps=3)
-SFT_LOGGING_STEPS = 2  # notebook 03's SFTConfig(logging_steps=2)
 
 
 # --------------------------------------------------------------------------- pure parts
@@ -121,10 +119,12 @@ def accumulation_steps(batch_size: int, grad_accum: int, processes: int, per_dev
     """``(per-device batch, gradient_accumulation_steps)`` keeping the effective batch
     ``batch_size * grad_accum`` (the profile's) with ``processes`` processes.
 
-    ``per_device`` defaults to the profile's ``batch_size``. ValueError naming the fix when
-    ``per_device * processes`` does not divide the effective batch."""
+    ``per_device`` defaults to the profile's ``batch_size`` shared out over the processes
+    (``batch_size // processes`` when it divides, else ``batch_size``). ValueError naming the fix
+    when ``per_device * processes`` does not divide the effective batch."""
     effective = batch_size * grad_accum
-    per_device = batch_size if per_device is None else per_device
+    if per_device is None:
+        per_device = batch_size // processes if processes >= 1 and batch_size % processes == 0 else batch_size
     if per_device < 1 or processes < 1:
         raise ValueError(f"per-device batch and number of processes must be at least 1, got {per_device} and {processes}")
     if effective % (per_device * processes):
@@ -316,17 +316,18 @@ def train_generator(opts) -> Path:
     import torch
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     from . import data, generation, models
+    from .generator_training import DecisionWeightedSFTTrainer
     from .config import show_progress
 
     torch.manual_seed(SEED)
     start = time.perf_counter()
     datasets.disable_progress_bars()
     records = data.load_generation_jsonl(data_file)
+    # In the file's order, as notebook 03 wrote it: minimal pairs next to each other, already shuffled.
     train_ds = datasets.Dataset.from_list([generation.chat_example(r, few_shot=False) for r in records])
-    train_ds = train_ds.shuffle(seed=SEED)
     generator_path = models.resolve_model(P["generator"])
     tokenizer = AutoTokenizer.from_pretrained(generator_path)
     lora_config = LoraConfig(r=P["lora_r"], lora_alpha=P["lora_alpha"], lora_dropout=P["lora_dropout"], bias="none",
@@ -343,10 +344,11 @@ def train_generator(opts) -> Path:
         gradient_accumulation_steps=accum,
         learning_rate=P["learning_rate"],
         lr_scheduler_type="cosine",
-        warmup_steps=SFT_WARMUP_STEPS,
+        warmup_steps=P["warmup_steps"],
         max_length=P["max_length"],
         completion_only_loss=True,
-        logging_steps=SFT_LOGGING_STEPS,
+        train_sampling_strategy="sequential",  # as notebook 03: each minimal pair in one batch
+        logging_steps=P["logging_steps"],
         save_strategy="no",
         seed=SEED,
         bf16=False, fp16=False,  # as notebook 03: fp32
@@ -359,8 +361,8 @@ def train_generator(opts) -> Path:
         raise RuntimeError(f"the launcher reports {processes} processes but the trainer sees {sft_args.world_size}: "
                            "launch with `accelerate launch` or `torchrun`, not by starting copies by hand")
     model = AutoModelForCausalLM.from_pretrained(generator_path, dtype=torch.float32)
-    trainer = SFTTrainer(model=model, args=sft_args, train_dataset=train_ds, processing_class=tokenizer,
-                         peft_config=lora_config)
+    trainer = DecisionWeightedSFTTrainer(model=model, args=sft_args, train_dataset=train_ds, processing_class=tokenizer,
+                                         peft_config=lora_config, decision_weight=P["decision_weight"])  # as notebook 03
     trainer.train()
     if rank == 0:
         trainer.model.save_pretrained(out)  # the LoRA adapter (safetensors)

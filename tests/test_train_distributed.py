@@ -54,6 +54,8 @@ def test_gradient_accumulation_keeps_the_effective_batch_or_says_why_not():
     assert train.accumulation_steps(1, 4, 2) == (1, 2)
     assert train.accumulation_steps(1, 4, 4) == (1, 1)
     assert train.accumulation_steps(1, 4, 2, per_device=2) == (2, 1)
+    assert train.accumulation_steps(4, 1, 2) == (2, 1)  # notebook 03's cpu profile: the batch of 4 shared out
+    assert train.accumulation_steps(4, 1, 1) == (4, 1)
     with pytest.raises(ValueError, match=r"1 x 4 = 4 .*03_finetune_generator_sft.*1 x 3.*launch with 1 or 2 or 4 process"):
         train.accumulation_steps(1, 4, 3)
     with pytest.raises(ValueError, match="1 x 1 = 1"):  # an effective batch of 1 cannot be shared
