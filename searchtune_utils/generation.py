@@ -19,8 +19,8 @@ into the metrics table of the notebooks. The rest loads the search stack noteboo
 (:func:`build_datasets`), turns them into chat examples for TRL (:func:`chat_example`), generates
 answers in batches (:func:`generate`), measures the extractive rule baseline
 (:func:`rule_answer`, :func:`choose_threshold`), puts confidence intervals and paired tests on the
-rates (:func:`metrics_with_ci`, :func:`paired_tests`) and makes controlled failures for preference
-pairs (:data:`CORRUPTIONS`, :func:`corruption_pairs`).
+rates (:func:`metrics_with_ci`, :func:`paired_tests`). Preference pairs are built in
+``generator_data.preference_pairs``.
 
 A citation may stand before or after the sentence it supports: ``[Source 2] math.floor: Return
 the floor of x.`` ("citation first") and ``math.floor: Return the floor of x [Source 2].`` are
@@ -938,80 +938,6 @@ def evaluate(model, tokenizer, records: list[dict], few_shot: bool | list[dict] 
     return {"metrics": summarize(scores), "answers": answers, "scores": scores,
             "cost": {"prompt tokens per answer": prompt_tokens / n, "new tokens per answer": sum(counts) / n,
                      "seconds per answer": sum(seconds) / n}}
-
-
-# --------------------------------------------------------------------------------- preference pairs
-_UNSUPPORTED = [
-    "It was added in Python 3.13 and is thread-safe.",
-    "It runs in constant time and never raises an exception.",
-    "It is deprecated and will be removed in the next release.",
-    "It uses the C library and caches every result on disk.",
-]
-
-
-def corrupt_wrong_source(record: dict, seed: int = 0, citation_first: bool = False) -> str | None:
-    """The reference answer citing another shown source instead of the gold one (None if not possible)."""
-    if not record["answerable"] or len(record["passages"]) < 2:
-        return None
-    others = [n for n in range(1, len(record["passages"]) + 1) if n not in record["cited"]]
-    wrong = others[stable_hash(f"{seed}|{record['id']}|wrong") % len(others)]
-    return _EXACT.sub(CITATION.format(n=wrong), record["answer"])
-
-
-def corrupt_no_citation(record: dict, seed: int = 0, citation_first: bool = False) -> str | None:
-    """The reference answer with its citations removed (None for refusals)."""
-    if not record["answerable"]:
-        return None
-    return re.sub(r"\s+\.", ".", _EXACT.sub("", record["answer"])).strip()
-
-
-def corrupt_unsupported(record: dict, seed: int = 0, citation_first: bool = False) -> str | None:
-    """The reference answer plus a sentence that no source supports (None for refusals)."""
-    if not record["answerable"]:
-        return None
-    extra = _UNSUPPORTED[stable_hash(f"{seed}|{record['id']}|extra") % len(_UNSUPPORTED)]
-    return f"{record['answer']} {extra}"
-
-
-def corrupt_false_refusal(record: dict, seed: int = 0, citation_first: bool = False) -> str | None:
-    """The refusal, for a question the sources do answer (None for refusals)."""
-    return REFUSAL if record["answerable"] else None
-
-
-def corrupt_answer_anyway(record: dict, seed: int = 0, citation_first: bool = False) -> str | None:
-    """For a question the sources do not answer: a confident answer made from the first source,
-    cited (:func:`extractive_answer`, in the ``citation_first`` format; None for answerable records)."""
-    if record["answerable"]:
-        return None
-    return extractive_answer(record["passages"][0]["text"], 1, citation_first)
-
-
-#: Controlled failures for preference pairs: name -> function(record, seed, citation_first) ->
-#: rejected answer or None. The first four keep the format of the record's reference answer;
-#: ``citation_first`` sets the format of the made-up answer of "answers unanswerable".
-CORRUPTIONS = {
-    "wrong source": corrupt_wrong_source,
-    "no citation": corrupt_no_citation,
-    "unsupported sentence": corrupt_unsupported,
-    "refuses answerable": corrupt_false_refusal,
-    "answers unanswerable": corrupt_answer_anyway,
-}
-
-
-def corruption_pairs(records: list[dict], per_kind: dict[str, int], seed: int = 0, citation_first: bool = False,
-                     skip=()) -> list[dict]:
-    """Preference pairs from controlled failures (:data:`CORRUPTIONS`): for each kind, up to
-    ``per_kind[kind]`` records (not in ``skip``, by id) to which it applies, in a seeded order;
-    chosen = the reference answer, rejected = the corruption.
-    Out: ``[{"record", "chosen", "rejected", "kind"}]``."""
-    pairs, skip = [], set(skip)
-    for kind, n_max in per_kind.items():
-        fn = CORRUPTIONS[kind]
-        usable = [r for r in records if r["id"] not in skip and fn(r, seed, citation_first) is not None]
-        usable.sort(key=lambda r: stable_hash(f"{seed}|{kind}|{r['id']}"))
-        pairs += [{"record": r, "chosen": r["answer"], "rejected": fn(r, seed, citation_first), "kind": kind}
-                  for r in usable[:n_max]]
-    return pairs
 
 
 # --------------------------------------------------------------------------------- tables

@@ -132,6 +132,7 @@ class DecisionWeightedSFTTrainer(SFTTrainer):
     def __init__(self, *args, decision_weight: float = 5.0, weighted_tokens: int = 4, **kwargs):
         super().__init__(*args, **kwargs)
         self.decision_weight, self.weighted_tokens = decision_weight, weighted_tokens
+        self.loss_is_scaled_for_ga = False  # the loss below is a per-batch mean: the trainer divides it by the accumulation steps
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         import torch

@@ -155,15 +155,7 @@ def test_unanswerable_rows_never_show_the_gold_passage():
         assert gold not in [p["doc_id"] for p in rec["passages"]]
 
 
-def test_corruptions_break_the_contract_as_named():
-    assert gen.score_answer(gen.corrupt_wrong_source(RECORD), RECORD)["correct"] is False
-    assert not gen.parse_answer(gen.corrupt_no_citation(RECORD), 3)["compliant"]
-    assert gen.score_answer(gen.corrupt_unsupported(RECORD), RECORD)["faithfulness"] < 1.0
-    assert gen.parse_answer(gen.corrupt_false_refusal(RECORD), 3)["refusal"]
-    anyway = gen.corrupt_answer_anyway(OOS)
-    assert gen.parse_answer(anyway, 3)["compliant"] and not gen.parse_answer(anyway, 3)["refusal"]
-    for name, fn in gen.CORRUPTIONS.items():  # each kind applies to one side only
-        assert (fn(RECORD) is None) != (fn(OOS) is None), name
+def test_metrics_table_is_json():
     json.dumps(gen.METRICS)
 
 
@@ -326,15 +318,6 @@ def test_error_kind_names_each_mistake():
     near = {**OOS, "kind": "unanswerable"}
     assert gen.error_kind(gen.score_answer(RECORD["answer"], near), near) == "answers near-miss"
     assert gen.error_kind(gen.score_answer("floor", RECORD), RECORD) == "wrong format"
-
-
-def test_corruption_pairs_follow_the_answer_format_and_skip():
-    cf = {**RECORD, "answer": gen.reference_answer("math.floor(x, /)", "Return the floor of x as an Integral.", 2, True)}
-    pairs = gen.corruption_pairs([cf, OOS], {"wrong source": 5, "answers unanswerable": 5}, citation_first=True)
-    assert [p["kind"] for p in pairs] == ["wrong source", "answers unanswerable"]
-    assert pairs[0]["rejected"].startswith("[Source ") and pairs[0]["chosen"] == cf["answer"]
-    assert pairs[1]["rejected"].startswith("[Source 1] math.ceil:") and pairs[1]["chosen"] == REFUSAL
-    assert gen.corruption_pairs([cf, OOS], {"answers unanswerable": 5}, skip={"r2"}) == []
 
 
 class _Encoder:
