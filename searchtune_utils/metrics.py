@@ -170,7 +170,8 @@ def latency_summary(seconds: list[float]) -> dict[str, float]:
 # ---------------------------------------------------------------------------------------------
 # Uncertainty: is a before/after difference real, or noise from the particular test questions?
 
-def paired_test(before, after, confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0) -> dict:
+def paired_test(before, after, confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0,
+                strata=None) -> dict:
     """Compare two systems on the same queries, the way IR papers do.
 
     In: per-query scores of the two systems (pandas Series indexed by query id, or equal-length
@@ -181,6 +182,11 @@ def paired_test(before, after, confidence: float = 0.95, n_resamples: int = 10_0
     of a paired randomization test (``scipy.stats.permutation_test`` with
     ``permutation_type="samples"``: each query's two scores are swapped at random), and how many
     queries went up / down. Deterministic for a given ``seed``.
+
+    ``strata`` (optional): the group of each query (a Series indexed like ``before``, or a sequence
+    in its order), e.g. the month a question was asked in. The interval then comes from a
+    bootstrap that resamples queries within each group (:func:`mean_ci`); the randomization test
+    is the same (it swaps the two scores of each query, which respects any grouping).
     """
     import numpy as np
     from scipy import stats
@@ -191,6 +197,8 @@ def paired_test(before, after, confidence: float = 0.95, n_resamples: int = 10_0
             raise ValueError(f"the two systems were scored on different queries (e.g. {list(missing)[:3]}): "
                              "a paired test needs the same queries on both sides")
         after = after.reindex(before.index)
+        if isinstance(strata, pd.Series):
+            strata = strata.reindex(before.index)
     a, b = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"need two 1-D score lists of equal length, got {a.shape} and {b.shape}")
@@ -201,13 +209,16 @@ def paired_test(before, after, confidence: float = 0.95, n_resamples: int = 10_0
            "up": int((diff > 0).sum()), "down": int((diff < 0).sum())}
     if not diff.any():  # identical scores: nothing to resample
         return {**out, "ci_low": 0.0, "ci_high": 0.0, "p_value": 1.0}
-    boot = stats.bootstrap((diff,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
-                           method="percentile", rng=np.random.default_rng(seed))
+    if strata is None:
+        boot = stats.bootstrap((diff,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
+                               method="percentile", rng=np.random.default_rng(seed))
+        low, high = boot.confidence_interval.low, boot.confidence_interval.high
+    else:
+        _, low, high = mean_ci(diff, confidence=confidence, n_resamples=n_resamples, seed=seed, strata=strata)
     perm = stats.permutation_test((a, b), lambda x, y, axis: np.mean(y - x, axis=axis), vectorized=True,
                                   permutation_type="samples", alternative="two-sided",
                                   n_resamples=n_resamples, rng=np.random.default_rng(seed))
-    return {**out, "ci_low": float(boot.confidence_interval.low), "ci_high": float(boot.confidence_interval.high),
-            "p_value": float(perm.pvalue)}
+    return {**out, "ci_low": float(low), "ci_high": float(high), "p_value": float(perm.pvalue)}
 
 
 def verdict(test: dict, alpha: float = 0.05) -> str:
@@ -218,25 +229,104 @@ def verdict(test: dict, alpha: float = 0.05) -> str:
     return "can't tell"
 
 
+def mean_ci(values, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0,
+            strata=None) -> tuple[float, float, float]:
+    """The mean of per-query scores and its percentile-bootstrap interval: ``(mean, low, high)``.
+
+    In: the scores (a sequence or Series), optionally ``strata``: the group of each score (a Series
+    indexed like ``values``, or a sequence in the same order), e.g. the month a question was asked
+    in. Without strata the bootstrap resamples all scores (``scipy.stats.bootstrap`` on one
+    sample); with strata it resamples within each group, keeping every group's size (one sample
+    per group, ``paired=False``): the right interval when each group is a fixed-size sample of its
+    own, such as a month's test questions. A group of one score is kept as it is.
+    NaN bounds with fewer than 2 scores; the mean itself when all scores are equal.
+    """
+    import numpy as np
+    from scipy import stats
+
+    if strata is not None and isinstance(values, pd.Series) and isinstance(strata, pd.Series):
+        strata = strata.reindex(values.index)
+    x = np.asarray(list(values), dtype=float)
+    if len(x) == 0:
+        return float("nan"), float("nan"), float("nan")
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, float("nan"), float("nan")
+    if np.all(x == x[0]):
+        return mean, mean, mean
+    rng = np.random.default_rng(seed)
+    if strata is None:
+        boot = stats.bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
+                               method="percentile", rng=rng)
+        return mean, float(boot.confidence_interval.low), float(boot.confidence_interval.high)
+    labels = np.asarray(list(strata), dtype=object)
+    if len(labels) != len(x) or pd.isna(pd.Series(labels)).any():
+        raise ValueError(f"strata: need one group per score ({len(x)}), got {len(labels)} (or missing ones)")
+    groups = [x[labels == g] for g in pd.unique(pd.Series(labels))]
+    fixed = sum(float(g.sum()) for g in groups if len(g) < 2)   # a group of one cannot be resampled
+    samples = tuple(g for g in groups if len(g) >= 2)
+    if not samples or all(np.all(g == g[0]) for g in samples):
+        return mean, mean, mean
+
+    def pooled_mean(*resampled, axis=-1):
+        return (fixed + sum(np.sum(g, axis=axis) for g in resampled)) / len(x)
+
+    boot = stats.bootstrap(samples, pooled_mean, paired=False, vectorized=True, confidence_level=confidence,
+                           n_resamples=n_resamples, method="percentile", rng=rng)
+    return mean, float(boot.confidence_interval.low), float(boot.confidence_interval.high)
+
+
+def holm(p_values):
+    """Holm's step-down correction of several p-values (controls the chance of *any* false
+    rejection among them): sort ascending, multiply the i-th smallest (0-based) by ``m - i``, make
+    the sequence non-decreasing, cap at 1. Same numbers as statsmodels'
+    ``multipletests(p, method="holm")``.
+
+    In: a list, dict or pandas Series of p-values. Out: the adjusted p-values in the same shape
+    and order. A NaN p-value (a test that could not be run) stays NaN and does not count in ``m``.
+    """
+    import math
+
+    if isinstance(p_values, pd.Series):
+        return pd.Series(holm(p_values.tolist()), index=p_values.index, name=p_values.name)
+    if isinstance(p_values, dict):
+        return dict(zip(p_values, holm(list(p_values.values()))))
+    ps = [float(p) for p in p_values]
+    finite = [i for i, p in enumerate(ps) if not math.isnan(p)]
+    adjusted, running = [float("nan")] * len(ps), 0.0
+    for rank, i in enumerate(sorted(finite, key=lambda i: ps[i])):
+        running = max(running, min(1.0, (len(finite) - rank) * ps[i]))
+        adjusted[i] = running
+    return adjusted
+
+
 def compare_paired(per_query: dict[str, pd.DataFrame], baseline: str, metric: str = "nDCG@10",
-                   **kwargs) -> pd.DataFrame:
+                   holm_correction: bool = False, **kwargs) -> pd.DataFrame:
     """One row per system: its mean ``metric`` (column ``mean``) and, against ``baseline``, the difference in points
     with a 95% CI, the paired randomization test's p-value, queries up/down and a verdict.
 
-    In: ``{system: evaluate_run(qrels, run, per_query=True)}`` over the same queries. The p-values
-    are per comparison (not corrected for the number of rows).
+    In: ``{system: evaluate_run(qrels, run, per_query=True)}`` over the same queries; other keyword
+    arguments go to :func:`paired_test` (e.g. ``strata``, ``seed``). The p-values are per
+    comparison; with ``holm_correction=True`` a column ``p (Holm)`` corrects them for the number
+    of comparisons in the table (:func:`holm`) and the verdict uses the corrected p-value.
     """
     if baseline not in per_query:
         raise KeyError(f"baseline {baseline!r} is not one of the systems: {', '.join(per_query)}")
+    tests = {system: paired_test(per_query[baseline][metric], table[metric], **kwargs)
+             for system, table in per_query.items() if system != baseline}
+    adjusted = holm({s: t["p_value"] for s, t in tests.items()}) if holm_correction else {}
     rows = {}
     for system, table in per_query.items():
         row = {"mean": round(float(table[metric].mean()), 4)}
         if system != baseline:
-            t = paired_test(per_query[baseline][metric], table[metric], **kwargs)
+            t = tests[system]
             row.update({"Δ (pts)": round(100 * t["delta"], 1),
                         "95% CI (pts)": f"[{100 * t['ci_low']:+.1f}, {100 * t['ci_high']:+.1f}]",
-                        "p": round(t["p_value"], 4), "queries up / down": f"{t['up']} / {t['down']}",
-                        f"vs {baseline}": verdict(t)})
+                        "p": round(t["p_value"], 4)})
+            if holm_correction:
+                row["p (Holm)"] = round(adjusted[system], 4)
+            row.update({"queries up / down": f"{t['up']} / {t['down']}",
+                        f"vs {baseline}": verdict({**t, "p_value": adjusted.get(system, t["p_value"])})})
         rows[system] = row
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = f"{metric}, {len(per_query[baseline])} queries"

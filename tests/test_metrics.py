@@ -161,3 +161,81 @@ def test_plots_smoke(tmp_path, monkeypatch):
         path = plots.save_figure(fig, f"fig{i}")
         assert path == tmp_path / "figures" / f"fig{i}.png" and path.stat().st_size > 0
         plt.close(fig)
+
+
+# ---- statistics helpers: mean intervals (also by strata), Holm, paired tests with strata --------
+def test_mean_ci_plain_matches_scipy_bootstrap_and_edge_cases():
+    import numpy as np
+    from scipy import stats
+
+    x = np.random.default_rng(3).uniform(0, 1, 50)
+    mean, low, high = metrics.mean_ci(x, n_resamples=2000, seed=7)
+    ci = stats.bootstrap((x,), np.mean, n_resamples=2000, method="percentile",
+                         rng=np.random.default_rng(7)).confidence_interval
+    assert mean == pytest.approx(x.mean()) and (low, high) == pytest.approx((ci.low, ci.high))
+    assert metrics.mean_ci([0.5, 0.5, 0.5]) == (0.5, 0.5, 0.5)
+    assert metrics.mean_ci([0.3])[0] == 0.3 and all(v != v for v in metrics.mean_ci([0.3])[1:])
+    assert all(v != v for v in metrics.mean_ci([]))
+
+
+def test_mean_ci_with_strata_resamples_within_each_group():
+    import numpy as np
+
+    # two months: every score of month "a" is 0, of month "b" is 1 -> with the months as strata the
+    # year mean cannot move (each resample keeps 3 zeros and 3 ones); without them it can
+    scores = pd.Series([0.0, 0.0, 0.0, 1.0, 1.0, 1.0], index=list("uvwxyz"))
+    months = pd.Series(["a", "a", "a", "b", "b", "b"], index=list("uvwxyz"))
+    assert metrics.mean_ci(scores, strata=months) == (0.5, 0.5, 0.5)
+    _, low, high = metrics.mean_ci(scores)
+    assert low < 0.5 < high
+    # strata as a Series are aligned by index, not position
+    assert metrics.mean_ci(scores, strata=months.iloc[::-1]) == (0.5, 0.5, 0.5)
+    # spread inside the groups: a proper interval around the pooled mean; a group of one stays fixed
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(0, 0.2, 40), rng.uniform(0.8, 1.0, 40), [0.5]])
+    g = ["a"] * 40 + ["b"] * 40 + ["c"]
+    mean, low, high = metrics.mean_ci(x, strata=g, n_resamples=2000)
+    assert low < mean < high and high - low < metrics.mean_ci(x, n_resamples=2000)[2] - metrics.mean_ci(x, n_resamples=2000)[1]
+    assert metrics.mean_ci(x, strata=g, seed=1) == metrics.mean_ci(x, strata=g, seed=1)
+    with pytest.raises(ValueError, match="one group per score"):
+        metrics.mean_ci(x, strata=g[:-1])
+
+
+def test_holm_by_hand_in_every_shape():
+    # sorted 0.01, 0.02, 0.04 -> x3, x2, x1 = 0.03, 0.04, 0.04 (kept non-decreasing)
+    assert metrics.holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
+    assert metrics.holm({"a": 0.5, "b": 0.001}) == pytest.approx({"a": 0.5, "b": 0.002})
+    assert metrics.holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])  # capped at 1
+    s = metrics.holm(pd.Series([0.048, 0.425, 0.701], index=["x", "y", "z"], name="p"))
+    assert list(s.index) == ["x", "y", "z"] and s["x"] == pytest.approx(0.144) and s["y"] == pytest.approx(0.85)
+    # a test that could not run: NaN stays NaN and is not counted
+    out = metrics.holm([0.01, float("nan"), 0.04])
+    assert out[0] == pytest.approx(0.02) and out[1] != out[1] and out[2] == pytest.approx(0.04)
+    assert metrics.holm([]) == []
+
+
+def test_paired_test_with_strata_and_compare_paired_with_holm():
+    import numpy as np
+
+    rng = np.random.default_rng(2)
+    ids = [f"q{i}" for i in range(60)]
+    months = pd.Series([i // 20 for i in range(60)], index=ids)
+    before = pd.Series(rng.uniform(0, 1, 60), index=ids)
+    after = before + np.where(months == 2, 0.3, 0.0) + rng.normal(0, 0.02, 60)
+    plain, strat = metrics.paired_test(before, after), metrics.paired_test(before, after, strata=months)
+    # same difference and randomization test; the interval now resamples within months (narrower here:
+    # the gain sits in month 2 only, a plain bootstrap also varies how many month-2 questions it draws)
+    assert strat["delta"] == plain["delta"] and strat["p_value"] == plain["p_value"]
+    assert strat["ci_high"] - strat["ci_low"] < plain["ci_high"] - plain["ci_low"]
+    assert strat["ci_low"] < strat["delta"] < strat["ci_high"]
+    # strata given as a Series follow the query ids
+    assert metrics.paired_test(before, after, strata=months.sample(frac=1, random_state=0)) == strat
+    per_query = {"old": pd.DataFrame({"nDCG@10": before}), "new": pd.DataFrame({"nDCG@10": after}),
+                 "same": pd.DataFrame({"nDCG@10": before + rng.normal(0, 0.01, 60)})}
+    table = metrics.compare_paired(per_query, baseline="old", holm_correction=True, strata=months)
+    assert list(table.columns) == ["mean", "Δ (pts)", "95% CI (pts)", "p", "p (Holm)", "queries up / down", "vs old"]
+    p = table.loc[["new", "same"], "p"].astype(float).tolist()
+    assert table.loc[["new", "same"], "p (Holm)"].astype(float).tolist() == pytest.approx(
+        [round(v, 4) for v in metrics.holm(p)], abs=2e-4)
+    assert table.loc["new", "vs old"] == "higher"
+    assert "p (Holm)" not in metrics.compare_paired(per_query, baseline="old").columns
