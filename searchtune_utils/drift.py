@@ -2,8 +2,9 @@
 
 What is simulated: the data never changes; we only decide *when* each passage and question
 "arrives". Questions arrive in groups (a pydocs ``module``, a faqs ``source``) so later months ask
-about things an early fine-tune never saw. A dataset without such metadata falls back to arrival
-by a stable hash of the passage id.
+about things an early fine-tune never saw. In a dataset without such metadata every question is a
+group of its own (arrival by a stable hash of its id: no topic drift, but the same month sizes).
+Each month's labelled test questions are drawn so that no question is used in two months.
 """
 from __future__ import annotations
 
@@ -51,59 +52,62 @@ def month_schedule(corpus: dict, queries: dict, qrels_by_split: dict, query_meta
                    n_months: int, first_share: float = 0.3, seed: int = 42) -> tuple[dict, dict, str]:
     """When each passage and question arrives, over ``n_months`` months (0 = the first).
 
-    Out: ``(doc_month, query_month, how)``. With a grouping field (:func:`group_field`) each
-    question arrives with its group; a judged passage arrives with its earliest question; other
-    passages by a stable hash. Without one, every passage arrives by a stable hash of its id (the
-    hash order cut into ``n_months`` equal runs, so no month is empty) and a question with the
-    last of its relevant passages. A question never arrives before its answer. Deterministic.
+    Out: ``(doc_month, query_month, how)``. Questions arrive in groups: the values of a grouping
+    field (:func:`group_field`), or, without one, every question a group of its own. Groups go to
+    months in a seeded stable-hash order, about ``first_share`` of the questions in month 0 and
+    the rest spread evenly, every month at least one group (:func:`_split_groups`), so month 0
+    always has training questions when the train split is not tiny. A judged passage arrives with
+    its earliest question (a question never arrives before its answer); other passages by a stable
+    hash of their id, the hash order cut into ``n_months`` equal runs. Deterministic.
+    Raises ValueError when there are fewer groups than months.
     """
     judged = {}
     for qr in qrels_by_split.values():
         for q, docs in qr.items():
             judged[q] = [d for d, s in docs.items() if s > 0 and d in corpus]
     field = group_field({q: query_meta.get(q, {}) for q in judged})
-    # passages without a group: sorted by a stable hash of their id, cut into n_months equal runs
-    # (every month gets some as long as there are at least n_months of them)
-    by_hash = sorted(corpus, key=lambda d: stable_hash(f"{seed}|{d}"))
-    rank = {d: i * n_months // len(by_hash) for i, d in enumerate(by_hash)}
-    hash_month = rank.__getitem__
+    groups = {q: str(query_meta[q][field]) if field else q for q in judged}
+    sizes = {}
+    for g in groups.values():
+        sizes[g] = sizes.get(g, 0) + 1
+    g_month = _split_groups(sizes, n_months, first_share, seed)
     doc_month, query_month = {}, {}
-    if field:
-        groups = {q: str(query_meta[q][field]) for q in judged}
-        sizes = {}
-        for g in groups.values():
-            sizes[g] = sizes.get(g, 0) + 1
-        g_month = _split_groups(sizes, n_months, first_share, seed)
-        for q, g in groups.items():
-            query_month[q] = g_month[g]
-            for d in judged[q]:
-                doc_month[d] = min(doc_month.get(d, n_months), g_month[g])
-        for d in corpus:
-            doc_month.setdefault(d, hash_month(d))
-        # a passage shared with an earlier group arrived earlier: that never delays a question
-        how = f"arrival by query metadata field '{field}' ({len(sizes)} groups)"
-    else:
-        for d in corpus:
-            doc_month[d] = hash_month(d)
-        for q, docs in judged.items():
-            query_month[q] = max((doc_month[d] for d in docs), default=0)
-        how = "no module/source metadata: arrival by a stable hash of the passage id"
+    for q, g in groups.items():
+        query_month[q] = g_month[g]
+        for d in judged[q]:
+            doc_month[d] = min(doc_month.get(d, n_months), g_month[g])
+    # passages nobody asks about: sorted by a stable hash of their id, cut into n_months equal runs
+    by_hash = sorted(corpus, key=lambda d: stable_hash(f"{seed}|{d}"))
+    for i, d in enumerate(by_hash):
+        doc_month.setdefault(d, i * n_months // len(by_hash))
+    how = (f"arrival by query metadata field '{field}' ({len(sizes)} groups)" if field else
+           f"no module/source metadata: each of the {len(sizes)} questions is its own group, "
+           "arriving at a month set by a stable hash of its id (no topic drift)")
     return doc_month, query_month, how
 
 
-def monthly_traffic(query_month: dict, qids, month: int, n: int, new_share: float = 0.5,
-                    seed: int = 42) -> list[str]:
-    """The labelled rolling test set of ``month``: ``n`` questions from ``qids`` that have arrived
-    by then, ``new_share`` of them (as far as there are) from the groups that arrived this month,
-    the rest from earlier months; a deterministic sample."""
-    order = lambda ids: sorted(ids, key=lambda q: stable_hash(f"{seed}|{month}|{q}"))  # noqa: E731
-    new = order(q for q in qids if query_month.get(q) == month)
-    old = order(q for q in qids if query_month.get(q, month + 1) < month)
-    take_new = min(len(new), int(round(n * new_share)) if old else n)
-    picked = new[:take_new] + old[: n - take_new]
-    if len(picked) < n:
-        picked += [q for q in new[take_new:]][: n - len(picked)]
-    return sorted(picked)
+def monthly_test_sets(query_month: dict, qids, n_months: int, n: int, new_share: float = 0.5,
+                      seed: int = 42) -> dict[int, list[str]]:
+    """Each month's labelled test questions, no question in two months.
+
+    In: ``{qid: arrival month}``, the labelled questions to draw from, the number of months, ``n``
+    questions a month. Month by month: ``new_share`` of ``n`` (as far as there are) from the
+    questions that arrived that month, the rest from earlier arrivals not yet used, topped up with
+    more new ones when too few old ones are left; fewer than ``n`` when the arrivals run out. The
+    months are thus independent samples of questions (months can be bootstrap strata).
+    Out: ``{month: sorted qids}``; a deterministic, seeded sample.
+    """
+    used, out = set(), {}
+    for month in range(n_months):
+        order = lambda ids: sorted(ids, key=lambda q: stable_hash(f"{seed}|{month}|{q}"))  # noqa: E731
+        new = order(q for q in qids if query_month.get(q) == month and q not in used)
+        old = order(q for q in qids if query_month.get(q, month + 1) < month and q not in used)
+        take_new = min(len(new), int(round(n * new_share)) if old else n)
+        picked = new[:take_new] + old[: n - take_new]
+        picked += new[take_new:][: n - len(picked)]
+        out[month] = sorted(picked)
+        used.update(picked)
+    return out
 
 
 # ------------------------------------------------------------------------------ label-free monitors

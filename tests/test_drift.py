@@ -32,7 +32,7 @@ def test_schedule_deterministic_complete_and_every_month_non_empty(field):
     # every passage arrives exactly once (one month each), every question too
     assert set(doc_month) == set(corpus) and set(query_month) == set(queries)
     assert all(0 <= m < 4 for m in list(doc_month.values()) + list(query_month.values()))
-    assert set(query_month.values()) == {0, 1, 2, 3} if field else set(doc_month.values()) == {0, 1, 2, 3}
+    assert set(query_month.values()) == {0, 1, 2, 3} and set(doc_month.values()) == {0, 1, 2, 3}
     # a question never arrives before its answer
     for q, docs in qrels["train"].items():
         assert all(doc_month[d] <= query_month[q] for d in docs)
@@ -56,14 +56,36 @@ def test_split_groups_fills_every_month_even_with_one_giant_group():
         drift._split_groups({"a": 1, "b": 1}, n_months=3, first_share=0.3, seed=0)
 
 
-def test_monthly_traffic_mixes_new_and_old_and_never_the_future():
+def test_without_metadata_month_0_still_has_about_first_share_of_the_training_questions():
+    # the foreign-BEIR case: no module/source field; before, the hash of passage ids could leave
+    # month 0 without a single training question ("only 0 training pairs in month 0")
+    corpus, queries, qrels, meta = _toy(n_groups=10, per_group=5, field=None)
+    for first_share in (0.3, 0.6):
+        _, qm, how = drift.month_schedule(corpus, queries, qrels, meta, n_months=10, first_share=first_share, seed=3)
+        in_month_0 = sum(qm[q] == 0 for q in qrels["train"])
+        assert abs(in_month_0 - first_share * 50) <= 2, in_month_0
+        assert set(qm.values()) == set(range(10)) and "own group" in how
+    with pytest.raises(ValueError):  # fewer questions than months
+        drift.month_schedule(corpus, queries, qrels, meta, n_months=51)
+
+
+def test_monthly_test_sets_mix_new_and_old_never_the_future_never_twice():
     qm = {f"a{i}": 0 for i in range(10)} | {f"b{i}": 1 for i in range(10)} | {f"c{i}": 2 for i in range(10)}
-    picked = drift.monthly_traffic(qm, qm, month=1, n=6, new_share=0.5)
-    assert len(picked) == 6 and len(set(picked)) == 6
-    assert sum(q.startswith("b") for q in picked) == 3 and sum(q.startswith("a") for q in picked) == 3
-    assert not any(q.startswith("c") for q in picked)
-    assert drift.monthly_traffic(qm, qm, month=0, n=4) == drift.monthly_traffic(qm, qm, month=0, n=4)
-    assert all(q.startswith("a") for q in drift.monthly_traffic(qm, qm, month=0, n=4))
+    sets = drift.monthly_test_sets(qm, qm, n_months=3, n=6, new_share=0.5)
+    assert [len(sets[m]) for m in range(3)] == [6, 6, 6]
+    assert all(q.startswith("a") for q in sets[0])
+    assert sum(q.startswith("b") for q in sets[1]) == 3 and sum(q.startswith("a") for q in sets[1]) == 3
+    assert sum(q.startswith("c") for q in sets[2]) == 3 and not any(q.startswith("c") for q in sets[0] + sets[1])
+    everything = sets[0] + sets[1] + sets[2]
+    assert len(everything) == len(set(everything))  # no question in two months
+    assert drift.monthly_test_sets(qm, qm, 3, 6) == sets  # deterministic
+    assert drift.monthly_test_sets(qm, qm, 3, 6, seed=1) != sets
+    # not enough old questions left: topped up with new ones; arrivals exhausted: fewer than n
+    topped = drift.monthly_test_sets(qm, qm, n_months=2, n=8, new_share=0.5)[1]  # 2 a's left after month 0
+    assert sum(q.startswith("a") for q in topped) == 2 and sum(q.startswith("b") for q in topped) == 6
+    assert [len(v) for v in drift.monthly_test_sets(qm, qm, n_months=3, n=12).values()] == [10, 10, 10]
+    # only the questions asked for
+    assert drift.monthly_test_sets(qm, ["a1", "b1"], 3, 6) == {0: ["a1"], 1: ["b1"], 2: []}
 
 
 def test_unseen_term_share():
