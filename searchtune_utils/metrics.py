@@ -279,8 +279,8 @@ def mean_ci(values, confidence: float = 0.95, n_resamples: int = 2000, seed: int
 def holm(p_values):
     """Holm's step-down correction of several p-values (controls the chance of *any* false
     rejection among them): sort ascending, multiply the i-th smallest (0-based) by ``m - i``, make
-    the sequence non-decreasing, cap at 1. Same numbers as statsmodels'
-    ``multipletests(p, method="holm")``.
+    the sequence non-decreasing, cap at 1 (the rule of statsmodels'
+    ``multipletests(p, method="holm")``, which is not part of this stack).
 
     In: a list, dict or pandas Series of p-values. Out: the adjusted p-values in the same shape
     and order. A NaN p-value (a test that could not be run) stays NaN and does not count in ``m``.
