@@ -267,38 +267,8 @@ def attribute_error(gold: str | None, candidates: list[str], shown: list[str], s
 
 
 # ----------------------------------------------------------------------------- statistics
-def holm(p_values) -> list[float]:
-    """Holm's step-down correction of several p-values (family-wise error rate): sort ascending,
-    multiply the i-th smallest (0-based) by ``m - i``, make the sequence non-decreasing, cap at 1.
-    In: a list (or dict) of p-values. Out: adjusted p-values in the input order (a dict for a dict)."""
-    keys = list(p_values) if isinstance(p_values, dict) else None
-    ps = [float(p_values[k]) for k in keys] if keys is not None else [float(p) for p in p_values]
-    m = len(ps)
-    order = sorted(range(m), key=lambda i: ps[i])
-    adjusted, running = [0.0] * m, 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * ps[i]))
-        adjusted[i] = running
-    return dict(zip(keys, adjusted)) if keys is not None else adjusted
-
-
-def mean_ci(values, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """``(mean, low, high)`` of per-query scores: a percentile bootstrap over queries
-    (``scipy.stats.bootstrap``); NaN bounds with fewer than 2 values, the mean itself when all are equal."""
-    import numpy as np
-    from scipy import stats
-
-    x = np.asarray(list(values), dtype=float)
-    if len(x) == 0:
-        return float("nan"), float("nan"), float("nan")
-    mean = float(x.mean())
-    if len(x) < 2:
-        return mean, float("nan"), float("nan")
-    if np.all(x == x[0]):
-        return mean, mean, mean
-    boot = stats.bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
-                           method="percentile", rng=np.random.default_rng(seed))
-    return mean, float(boot.confidence_interval.low), float(boot.confidence_interval.high)
+# One definition of each lives in ``metrics``; re-exported here for notebook 06's calls.
+from .metrics import holm, mean_ci  # noqa: E402,F401
 
 
 # ----------------------------------------------------------------------------- latency and cost
