@@ -30,7 +30,7 @@ import re
 from .generation import (CITATION, REFUSAL, _EXACT, _norm, answer_name, oos_order, question_order,
                          reference_answer, truncate_words)
 
-__all__ = ["source_text", "truly_answers", "answerable", "refusal", "eval_records", "minimal_pairs",
+__all__ = ["source_text", "truly_answers", "answerable", "refusal", "shown_record", "eval_records", "minimal_pairs",
            "force_slot", "slot_counts", "slice_name", "SLICES"]
 
 
@@ -87,6 +87,34 @@ def refusal(rid: str, question: str, shown: list[str], corpus: dict, kind: str,
     """A record whose right answer is the refusal (``kind``: ``"unanswerable"`` or ``"out_of_scope"``)."""
     return {"id": rid, "question": question, "passages": _sources(shown, corpus, scores, max_words),
             "answerable": False, "answer": REFUSAL, "cited": [], "kind": kind, "slot": 0}
+
+
+def shown_record(rid: str, question: str, shown: list[str], gold: str | None, corpus: dict, sentence: str,
+                 scores: dict | None = None, max_words: int = 40) -> dict:
+    """What one search stack shows for one question, whatever it shows (notebook 06: the same
+    questions on every stack, so nothing is skipped). In: the stack's top-k ``shown`` in its order,
+    the answering passage ``gold`` (None: an out-of-scope question) and the sentence the answer states.
+
+    * ``gold`` None: :func:`refusal` of kind ``"out_of_scope"``;
+    * a shown passage :func:`truly_answers` (the answering one, or another part of the same object,
+      or one containing the sentence): kind ``"answerable"``, the reference cites the answering
+      passage's slot (else the first passage that answers) and ``cited`` holds every passage that
+      answers — citing any of them is right;
+    * none does: the right answer is the refusal, kind ``"unanswerable"`` (the stack lost the answer).
+
+    Out: a record like :func:`answerable`'s / :func:`refusal`'s (``slot`` 0 when the answering
+    passage is not shown)."""
+    if gold is None:
+        return refusal(rid, question, shown, corpus, "out_of_scope", scores, max_words)
+    holders = [i for i, d in enumerate(shown, 1) if truly_answers(corpus[d], corpus[gold], sentence)]
+    if not holders:
+        return refusal(rid, question, shown, corpus, "unanswerable", scores, max_words)
+    slot = shown.index(gold) + 1 if gold in shown else 0
+    cite = slot or holders[0]
+    return {"id": rid, "question": question, "passages": _sources(shown, corpus, scores, max_words), "answerable": True,
+            "answer": reference_answer(corpus[gold].get("title") or "", sentence, cite, citation_first=True),
+            "cited": holders, "kind": "answerable", "slot": slot,
+            "gold_name": answer_name(corpus[gold].get("title") or ""), "gold_sentence": sentence.strip().rstrip(".")}
 
 
 def _gold(qrels_split: dict, qid: str) -> str:

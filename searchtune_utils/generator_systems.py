@@ -17,7 +17,7 @@ from __future__ import annotations
 from .generation import REFUSAL, content_words, extractive_answer, score_answer, summarize, task_success
 
 __all__ = ["overlap_answer", "choose_overlap_threshold", "top_score", "decide", "choose_decision_threshold",
-           "gated_answers", "answers_when_told", "choose_band"]
+           "forced_answers", "gated_answers", "answers_when_told", "choose_band"]
 
 
 def _overlaps(record: dict) -> list[float]:
@@ -75,6 +75,23 @@ def choose_decision_threshold(records: list[dict], scores: list[float], free: li
                for t in candidates}
     best = max(success.values())
     return min((t for t, v in success.items() if v == best), key=abs)
+
+
+def forced_answers(model, tokenizer, records: list[dict], free: list[str], max_new_tokens: int = 64,
+                   batch_size: int = 8) -> list[str | None]:
+    """For :func:`decide` and :func:`gated_answers`: where the model refused (``free`` = its greedy
+    answers to ``records``, instruction-only prompt), its answer made to start with a citation
+    (``generation.generate(..., prefix="[Source")``); None where it answered."""
+    from .generation import build_messages, generate, parse_answer
+
+    refused = [i for i, (a, r) in enumerate(zip(free, records)) if parse_answer(a, len(r["passages"]))["refusal"]]
+    prompts = [build_messages(records[i]["question"], [p["text"] for p in records[i]["passages"]], few_shot=False)
+               for i in refused]
+    made = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, prefix="[Source")[0] if refused else []
+    out: list[str | None] = [None] * len(records)
+    for i, a in zip(refused, made):
+        out[i] = a
+    return out
 
 
 def gated_answers(records: list[dict], decided: list[str], answers: list[str], low: float, high: float) -> list[str]:

@@ -178,3 +178,34 @@ def test_decision_auc_matches_sklearn_with_ties():
     scores = [0.3, 0.3, -1.0, 2.0, 0.3, 0.5, 1.0, -2.0, 0.5, 0.0, 0.0, 4.0]
     labels = [0 if r["answerable"] else 1 for r in recs]
     assert gt.decision_auc(scores, recs) == pytest.approx(roc_auc_score(labels, scores))
+
+
+def test_shown_record_takes_whatever_the_stack_shows():
+    scores = {"floor": 0.9, "ceil": 0.5, "trunc": 0.2, "copy": 0.1}
+    shown = gd.shown_record("r", "round down?", ["ceil", "floor", "trunc"], "floor", CORPUS, SENTENCES["floor"], scores)
+    assert shown["kind"] == "answerable" and shown["slot"] == 2 and shown["cited"] == [2]
+    assert shown["answer"] == "[Source 2] math.floor: Return the floor of x as an Integral."
+    assert shown["passages"][0] == {"doc_id": "ceil", "text": gd.source_text(CORPUS["ceil"]), "score": 0.5}
+    two = gd.shown_record("r", "round down?", ["copy", "floor"], "floor", CORPUS, SENTENCES["floor"])  # answerable() says None here
+    assert two["kind"] == "answerable" and two["cited"] == [1, 2] and two["answer"].startswith("[Source 2]")
+    other = gd.shown_record("r", "round down?", ["ceil", "floor2"], "floor", CORPUS, SENTENCES["floor"])
+    assert other["kind"] == "answerable" and other["slot"] == 0 and other["cited"] == [2]
+    lost = gd.shown_record("r", "round down?", ["ceil", "trunc"], "floor", CORPUS, SENTENCES["floor"])
+    assert lost["kind"] == "unanswerable" and lost["answer"] == REFUSAL
+    assert gd.shown_record("r", "perl hash?", ["ceil"], None, CORPUS, "")["kind"] == "out_of_scope"
+    good = "[Source 2] math.floor: Return the floor of x as an Integral."
+    assert gen.task_success(gen.score_answer(good, shown)) and not gen.task_success(gen.score_answer(good, lost))
+
+
+def test_forced_answers_only_where_the_model_refused(monkeypatch):
+    recs = [_rec(0.9, True), _rec(0.5, True), _rec(0.1, False)]
+    calls = []
+
+    def fake_generate(model, tok, prompts, max_new_tokens=64, batch_size=8, progress=None, prefix=""):
+        calls.append((len(prompts), prefix))
+        return [prefix + " 1] forced"] * len(prompts), [3] * len(prompts), [0.0] * len(prompts)
+
+    monkeypatch.setattr(gen, "generate", fake_generate)
+    out = gs.forced_answers(None, None, recs, [REFUSAL, "[Source 1] math.ceil: x.", REFUSAL])
+    assert out == ["[Source 1] forced", None, "[Source 1] forced"] and calls == [(2, "[Source")]
+    assert gs.forced_answers(None, None, recs[:1], ["[Source 1] a."]) == [None] and len(calls) == 1
