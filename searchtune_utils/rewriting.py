@@ -10,10 +10,18 @@ notebook calls the libraries (``SFTTrainer``, ``DPOTrainer``, ``model.generate``
   the corpus, in the question's order; per split, with no raw query shared between splits.
 * :func:`prf_expand` / :func:`prf_queries` — RM3-style pseudo-relevance feedback: the raw query
   plus the terms that weigh most in BM25's top passages (no model).
-* :func:`rewrite_messages`, :func:`sft_target` — the rewriter's chat prompt and its training target.
+* :func:`first_words_query` / :func:`make_query` — the "novice" rule (first content words) beside
+  the "expert" one (rarest words).
+* :func:`weighted`, :func:`choose_r` — the deployed query (raw query ``r`` times + expansion) and
+  its weight chosen on dev; :func:`translation_table` / :func:`translate` — a no-model baseline
+  that learns document words for query words from training pairs.
+* :func:`rewrite_messages`, :func:`summary_sentence` — the rewriter's chat prompt and its training
+  target (the answering passage's first sentence: text in the corpus's own words).
 * :func:`clean_rewrite`, :func:`repetition_rate`, :func:`rewrite_stats` — tidy and describe rewrites.
 * :func:`reciprocal_rank`, :func:`reward`, :func:`preference_pairs` — the retrieval reward and DPO pairs.
 * :func:`sample_rewrites` — several sampled rewrites per prompt (``model.generate(do_sample=True)``).
+* :func:`load_rewriter`, :func:`rewrite_queries` — notebook 05's rewriter, loaded and deployed in one call each
+  (for notebook 06).
 """
 from __future__ import annotations
 
@@ -89,10 +97,34 @@ def raw_query(question: str, idf: dict[str, float], max_words: int = 3) -> str:
     return " ".join(cands[i] for i in sorted(keep))
 
 
+def first_words_query(question: str, max_words: int = 3) -> str:
+    """The "novice" search-box version of ``question``: its first ``max_words``
+    :func:`content_words`, in order — what someone types who does not know the documents'
+    vocabulary (no IDF: the common words stay). A question without content words gives its
+    first word."""
+    cands = content_words(question)
+    return " ".join(cands[:max_words]) if cands else " ".join(words(question)[:1])
+
+
+#: The query rules: ``rarest`` (the expert's words, :func:`raw_query`), ``first`` (the novice's,
+#: :func:`first_words_query`).
+RULES = ("rarest", "first")
+
+
+def make_query(question: str, idf: dict[str, float], max_words: int = 3, rule: str = "rarest") -> str:
+    """:func:`raw_query` (``rule="rarest"``) or :func:`first_words_query` (``rule="first"``)."""
+    if rule == "rarest":
+        return raw_query(question, idf, max_words)
+    if rule == "first":
+        return first_words_query(question, max_words)
+    raise ValueError(f"unknown query rule {rule!r}: use one of {RULES}")
+
+
 def raw_queries(queries: dict[str, str], qrels_by_split: dict[str, dict], idf: dict[str, float],
-                max_words: int = 3, priority=("test", "dev", "train")) -> tuple[dict, dict]:
+                max_words: int = 3, priority=("test", "dev", "train"), rule: str = "rarest") -> tuple[dict, dict]:
     """Raw queries for every split, with no raw query text in two splits.
 
+    ``rule``: which search-box rule makes the query (:func:`make_query`).
     Splits are processed in ``priority`` order (test first: it must stay whole). A raw query whose
     text another split already holds is lengthened by one more content word (up to ``max_words``
     + 1); if it still collides it is dropped from this split. Within a split, duplicates are kept
@@ -107,9 +139,9 @@ def raw_queries(queries: dict[str, str], qrels_by_split: dict[str, dict], idf: d
     for split in order:
         for qid in sorted(qrels_by_split[split]):
             question = queries[qid]
-            text = raw_query(question, idf, max_words)
+            text = make_query(question, idf, max_words, rule)
             if owner.get(text, split) != split:
-                text = raw_query(question, idf, max_words + 1)
+                text = make_query(question, idf, max_words + 1, rule)
             if not text or owner.get(text, split) != split:
                 dropped[split].append(qid)
                 continue
@@ -181,9 +213,67 @@ def prf_queries(queries: dict[str, str], run: dict[str, dict[str, float]], corpu
     return out
 
 
+def weighted(raw: str, expansion: str, r: int = 1) -> str:
+    """The deployed query: the raw query ``r`` times, then the expansion. BM25 counts a word as
+    often as the query holds it, so ``r`` is the raw words' weight against the added ones
+    (``r = 1``: plain concatenation). Out: one string."""
+    if r < 1:
+        raise ValueError(f"r must be >= 1 (got {r}): the raw query is always kept")
+    return " ".join([raw.strip()] * r + [expansion.strip()]).strip()
+
+
+def translation_table(pairs, idf: dict[str, float], min_count: int = 2) -> dict[str, str]:
+    """A word-translation table learned from (query, answering passage) pairs — no model.
+
+    For every query word ``w`` (:func:`words` with dotted names split) and every word ``v`` of the
+    answering passage that the query lacks, count how often they meet; ``w`` translates to the
+    ``v`` with the highest ``count(w, v) / count(w) x idf(v)`` (seen with ``w`` often, rare in the
+    corpus), when ``count(w, v) >= min_count``. Stopwords, one-letter words and numbers are neither
+    source nor target. Ties: alphabetical. Out: ``{word: translation}``.
+    """
+    seen: Counter = Counter()
+    meet: dict[str, Counter] = {}
+    for query, passage in pairs:
+        q = {w for w in words(query, split_dotted=True) if len(w) > 1 and w not in STOPWORDS and not w.isdigit()}
+        p = {v for v in words(passage, split_dotted=True) if len(v) > 1 and v not in STOPWORDS and not v.isdigit()} - q
+        for w in q:
+            seen[w] += 1
+            meet.setdefault(w, Counter()).update(p)
+    table = {}
+    for w, counts in meet.items():
+        scored = [(c / seen[w] * idf.get(v, 0.0), v) for v, c in counts.items() if c >= min_count]
+        if scored:
+            table[w] = min(scored, key=lambda x: (-x[0], x[1]))[1]
+    return table
+
+
+def translate(query: str, table: dict[str, str]) -> str:
+    """The table's translation of each word of ``query`` that has one (in the query's order,
+    each translation once, none that the query already holds). Out: a string, ``""`` if none."""
+    q = words(query, split_dotted=True)
+    out = []
+    for w in q:
+        t = table.get(w)
+        if t and t not in q and t not in out:
+            out.append(t)
+    return " ".join(out)
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`'\"(])")
+
+
+def summary_sentence(doc: dict, max_words: int = 40) -> str:
+    """The passage's own summary: the first sentence of its text (split at ``. ``/``! ``/``? ``
+    before a capital, digit, quote or bracket), at most ``max_words`` words, one line; the title
+    when the text is empty. This is the SFT target of notebook 05: text in the corpus's own words."""
+    text = " ".join((doc.get("text") or "").split()) or " ".join((doc.get("title") or "").split())
+    first = _SENTENCE_END.split(text, maxsplit=1)[0]
+    return " ".join(first.split()[:max_words])
+
+
 # ----------------------------------------------------------------------------- the rewriter's prompt
-SYSTEM_PROMPT = ("Rewrite the search query into one complete question, and add the exact names "
-                 "(function, class, command, tool) the answer is likely to use. Reply with the rewrite only.")
+SYSTEM_PROMPT = ("Write the sentence from the documentation that answers this search query. "
+                 "Reply with the sentence only.")
 
 
 def rewrite_messages(raw: str, few_shot: list[tuple[str, str]] = (), system: str = SYSTEM_PROMPT) -> list[dict]:
@@ -196,23 +286,16 @@ def rewrite_messages(raw: str, few_shot: list[tuple[str, str]] = (), system: str
     return messages + [{"role": "user", "content": raw}]
 
 
-def target_name(doc: dict) -> str:
-    """The name a passage is about, from its title: ``"abc.ABCMeta.register(cls, subclass)"`` ->
-    ``"abc.ABCMeta.register"``; ``"Perl FAQ"`` -> ``"Perl FAQ"``; no title -> ``""``."""
-    from .generation import answer_name  # the same rule notebook 03 uses for its reference answers
+def choose_r(raw: dict[str, str], expansions: dict[str, str], evaluate, grid=(1, 2, 3, 4)) -> tuple[int, dict]:
+    """The raw query's weight for a deployed query (:func:`weighted`), chosen on dev.
 
-    return answer_name((doc.get("title") or "").strip())
-
-
-def sft_target(question: str, doc: dict) -> str:
-    """The rewrite the SFT warm-up teaches for a raw query: the full ``question`` it came from,
-    plus the name the answering passage ``doc`` uses (:func:`target_name`) when the question does
-    not already contain all of that name's words. Out: ``"<question> <name>"`` (one line)."""
-    question = " ".join(question.split())
-    name = target_name(doc)
-    if not name or set(words(name, split_dotted=True)) <= set(words(question, split_dotted=True)):
-        return question
-    return f"{question} {name}"
+    In: dev raw queries ``{qid: raw}``, their expansions ``{qid: text}``, ``evaluate`` — a function
+    from ``{qid: query text}`` to the mean score to maximise (e.g. BM25 nDCG@10 on dev) — and the
+    candidate weights. Out: ``(best r, {r: score})``; ties go to the smaller ``r``.
+    """
+    scores = {r: float(evaluate({q: weighted(raw[q], expansions.get(q, ""), r) for q in raw})) for r in grid}
+    best = max(scores.values())
+    return min(r for r, v in scores.items() if v == best), scores
 
 
 # ----------------------------------------------------------------------------- cleaning and stats
@@ -348,3 +431,43 @@ def sample_rewrites(model, tokenizer, prompts: list[list[dict]], n: int = 4, tem
     finally:
         tokenizer.padding_side = side
     return out, time.perf_counter() - start
+
+
+# ----------------------------------------------------------------------------- the deployed rewriter
+def load_rewriter(adapter_dir, base_model: str):
+    """Notebook 05's rewriter as it was measured: the base model + the LoRA adapter in
+    ``adapter_dir``, merged, and the deployment settings 05 saved beside it (``deploy.json``:
+    the system prompt, the raw query's weight ``r`` per query set, the generation limits).
+    Out: ``(model, tokenizer, setup)``. A missing folder raises FileNotFoundError naming the fix."""
+    import json
+    from pathlib import Path
+
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    adapter_dir = Path(adapter_dir)
+    setup_file = adapter_dir / "deploy.json"
+    if not (adapter_dir / "adapter_config.json").exists() or not setup_file.exists():
+        raise FileNotFoundError(f"{adapter_dir}: no adapter_config.json / deploy.json — run notebook 05 "
+                                "in this profile on this dataset first")
+    setup = json.loads(setup_file.read_text(encoding="utf-8"))
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
+    base = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
+    model = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+    return model, tokenizer, setup
+
+
+def rewrite_queries(model, tokenizer, raw: dict[str, str], setup: dict, query_set: str = "expert",
+                    batch_size: int = 16) -> tuple[dict[str, str], dict[str, str]]:
+    """Rewrite raw queries greedily with :func:`load_rewriter`'s model and deploy them as 05 did:
+    :func:`clean_rewrite`, then :func:`weighted` with ``setup["r"][query_set]``.
+    Out: ``(rewrites, deployed)``, both ``{qid: text}``; an empty rewrite deploys the raw query alone."""
+    from .generation import generate
+
+    ids = list(raw)
+    prompts = [rewrite_messages(raw[q], system=setup["system_prompt"]) for q in ids]
+    answers, _, _ = generate(model, tokenizer, prompts, max_new_tokens=setup["max_new_tokens"], batch_size=batch_size)
+    rewrites = {q: clean_rewrite(a, setup["target_words"]) for q, a in zip(ids, answers)}
+    r = int(setup["r"][query_set])
+    return rewrites, {q: weighted(raw[q], rewrites[q], r) for q in ids}

@@ -104,14 +104,69 @@ def test_preference_pairs_best_over_worst_and_ties_skipped():
     assert [p["qid"] for p in rw.preference_pairs(scored, min_margin=0.1)] == ["q1"]
 
 
-def test_sft_target_and_prompt():
-    doc = {"title": "abc.ABCMeta.register(cls, subclass)", "text": "Register a virtual subclass."}
-    assert rw.target_name(doc) == "abc.ABCMeta.register"
-    assert rw.sft_target("how do I register a  virtual subclass", doc) == \
-        "how do I register a virtual subclass abc.ABCMeta.register"
-    assert rw.sft_target("register with abc ABCMeta", doc) == "register with abc ABCMeta"  # name already there
-    assert rw.sft_target("what is it", {"title": "", "text": "x"}) == "what is it"
-    msgs = rw.rewrite_messages("floor x", few_shot=[("cwd", "how do I get the current directory? os.getcwd")])
+def test_prompt_and_choose_r():
+    msgs = rw.rewrite_messages("floor x", few_shot=[("cwd", "Return the current working directory.")])
     assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
-    assert msgs[-1]["content"] == "floor x"
-    assert rw.concat("floor", "round down math.floor") == "floor round down math.floor"
+    assert msgs[-1]["content"] == "floor x" and msgs[0]["content"] == rw.SYSTEM_PROMPT
+    assert rw.concat("floor", "round down") == "floor round down"
+    raw, exp = {"a": "x", "b": "y"}, {"a": "e", "b": ""}
+    seen = []
+
+    def evaluate(texts):                     # a score that likes two copies of the raw query best
+        seen.append(texts)
+        return -abs(texts["a"].split().count("x") - 2)
+    best, scores = rw.choose_r(raw, exp, evaluate, grid=(1, 2, 3))
+    assert best == 2 and scores == {1: -1.0, 2: 0.0, 3: -1.0}
+    assert seen[0] == {"a": "x e", "b": "y"}
+    assert rw.choose_r(raw, exp, lambda t: 1.0, grid=(3, 1, 2))[0] == 1   # ties: the smaller r
+
+
+def test_first_words_query_is_the_novice_rule():
+    q = "How do I register a virtual subclass of an ABC?"
+    assert rw.first_words_query(q, 3) == "register virtual subclass"
+    # the rarest rule may pick other words; the first-words rule never looks at the corpus
+    assert rw.make_query("which function returns the current working directory?", IDF, 2, rule="first") == "returns current"
+    assert rw.make_query(q, IDF, 3, rule="rarest") == rw.raw_query(q, IDF, 3)
+    assert rw.first_words_query("What is this?") == "what"
+    with pytest.raises(ValueError, match="unknown query rule"):
+        rw.make_query(q, IDF, 3, rule="longest")
+
+
+def test_raw_queries_with_the_first_words_rule():
+    queries = {"a": "how do I join path components", "b": "how do I join path components please", "c": "floor of x"}
+    raw, dropped = rw.raw_queries(queries, {"test": {"a": {}}, "train": {"b": {}, "c": {}}}, IDF, 3, rule="first")
+    assert raw["test"] == {"a": "join path components"}
+    assert raw["train"]["b"] == "join path components please"   # collided with test: one word longer
+    assert raw["train"]["c"] == "floor"
+    rw.check_raw_leakage(raw)
+
+
+def test_weighted_repeats_the_raw_query():
+    assert rw.weighted("os cwd", "Return the current directory.", 2) == "os cwd os cwd Return the current directory."
+    assert rw.weighted("os cwd", "", 1) == "os cwd"
+    with pytest.raises(ValueError, match="r must be >= 1"):
+        rw.weighted("os cwd", "x", 0)
+
+
+def test_translation_table_learns_document_words_from_pairs():
+    pairs = [("folder now", "Return the current working directory."),
+             ("folder path", "Return the current working directory as a path."),
+             ("floor number", "Return the floor of x as an Integral."),
+             ("folder once", "Join two pathname components.")]
+    table = rw.translation_table(pairs, IDF, min_count=2)
+    # "folder" met "current", "working", "directory", "return" twice; the rarest of them wins
+    assert table["folder"] in {"current", "working", "directory"}
+    assert "floor" not in table                                     # seen once: below min_count
+    assert "now" not in table
+    assert rw.translate("folder path", table) == table["folder"]
+    assert rw.translate("folder " + table["folder"], table) == ""   # already in the query
+    assert rw.translate("unknown words", table) == ""
+
+
+def test_summary_sentence_is_the_first_sentence():
+    doc = {"title": "os.getcwd()", "text": "Return a string representing the cwd. On Windows, bytes differ."}
+    assert rw.summary_sentence(doc) == "Return a string representing the cwd."
+    assert rw.summary_sentence({"title": "T", "text": "e.g. this stays one sentence because e.g. is lower case"}) \
+        == "e.g. this stays one sentence because e.g. is lower case"
+    assert rw.summary_sentence({"title": "Only a title", "text": ""}) == "Only a title"
+    assert rw.summary_sentence({"text": " ".join(["word"] * 50)}, max_words=5) == "word word word word word"
