@@ -322,11 +322,6 @@ def repetition_rate(text: str) -> float:
     return 1 - len(set(toks)) / len(toks) if toks else 0.0
 
 
-def concat(raw: str, rewrite: str) -> str:
-    """``"raw + rewrite"``: the raw query followed by the rewrite (query2doc-style concatenation)."""
-    return f"{raw} {rewrite}".strip()
-
-
 def rewrite_stats(texts: list[str]) -> dict:
     """Words per rewrite (mean, median, max), mean :func:`repetition_rate`, and the share of
     empty rewrites. Out: a dict of floats."""

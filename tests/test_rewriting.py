@@ -108,7 +108,7 @@ def test_prompt_and_choose_r():
     msgs = rw.rewrite_messages("floor x", few_shot=[("cwd", "Return the current working directory.")])
     assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
     assert msgs[-1]["content"] == "floor x" and msgs[0]["content"] == rw.SYSTEM_PROMPT
-    assert rw.concat("floor", "round down") == "floor round down"
+    assert rw.weighted("floor", "round down", 1) == "floor round down"
     raw, exp = {"a": "x", "b": "y"}, {"a": "e", "b": ""}
     seen = []
 
