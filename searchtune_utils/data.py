@@ -198,6 +198,18 @@ def stable_hash(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
 
 
+def seeded_order(ids: Iterable, seed: int = 42, salt: str = "") -> list:
+    """``ids`` in a fixed pseudo-random order, the same on every machine and run: sorted by
+    :func:`stable_hash` of ``"seed|id"`` (``"seed|salt|id"`` with a ``salt``, e.g. a split's name)."""
+    prefix = f"{seed}|{salt}|" if salt else f"{seed}|"
+    return sorted(ids, key=lambda i: stable_hash(f"{prefix}{i}"))
+
+
+def answer_passage(qrels_split: dict, qid: str) -> str:
+    """The first passage judged relevant (grade > 0) for ``qid`` in one split's qrels."""
+    return next(d for d, grade in qrels_split[qid].items() if grade > 0)
+
+
 def _jsonl(records: Iterable[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False, sort_keys=False) + "\n" for r in records)
 
@@ -318,17 +330,14 @@ def subsample(corpus: dict, queries: dict, qrels: dict[str, dict], max_queries: 
     fills the corpus with other passages up to ``max_corpus`` (so the search stays a real search
     among distractors). ``None`` keeps everything. Returns ``(corpus, queries, qrels)``.
     """
-    def order(ids):
-        return sorted(ids, key=lambda i: stable_hash(f"{seed}|{i}"))
-
     new_qrels = {}
     for split, qr in qrels.items():
-        keep = order(qr)[:max_queries] if max_queries else list(qr)
+        keep = seeded_order(qr, seed)[:max_queries] if max_queries else list(qr)
         new_qrels[split] = {q: qr[q] for q in sorted(keep)}
     kept_q = {q for qr in new_qrels.values() for q in qr}
     if max_corpus:
         needed = {d for qr in new_qrels.values() for docs in qr.values() for d in docs}
-        others = [d for d in order(corpus) if d not in needed]
+        others = [d for d in seeded_order(corpus, seed) if d not in needed]
         keep_docs = needed | set(others[: max(0, max_corpus - len(needed))])
         new_corpus = {d: corpus[d] for d in corpus if d in keep_docs}
     else:

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from .data import stable_hash
+from .data import seeded_order
 
 GROUP_FIELDS = ("module", "source")
 
@@ -34,7 +34,7 @@ def _split_groups(sizes: dict[str, int], n_months: int, first_share: float, seed
     spread evenly; groups in a seeded stable-hash order. Every month gets at least one group."""
     if len(sizes) < n_months:
         raise ValueError(f"{len(sizes)} groups cannot fill {n_months} months")
-    order = sorted(sizes, key=lambda g: stable_hash(f"{seed}|{g}"))
+    order = seeded_order(sizes, seed)
     total, n_groups = sum(sizes.values()), len(order)
     # cumulative size at which month m closes: first_share in month 0, the rest evenly
     bounds = [total] if n_months == 1 else [
@@ -77,7 +77,7 @@ def month_schedule(corpus: dict, queries: dict, qrels_by_split: dict, query_meta
         for d in judged[q]:
             doc_month[d] = min(doc_month.get(d, n_months), g_month[g])
     # passages nobody asks about: sorted by a stable hash of their id, cut into n_months equal runs
-    by_hash = sorted(corpus, key=lambda d: stable_hash(f"{seed}|{d}"))
+    by_hash = seeded_order(corpus, seed)
     for i, d in enumerate(by_hash):
         doc_month.setdefault(d, i * n_months // len(by_hash))
     how = (f"arrival by query metadata field '{field}' ({len(sizes)} groups)" if field else
@@ -99,9 +99,8 @@ def monthly_test_sets(query_month: dict, qids, n_months: int, n: int, new_share:
     """
     used, out = set(), {}
     for month in range(n_months):
-        order = lambda ids: sorted(ids, key=lambda q: stable_hash(f"{seed}|{month}|{q}"))  # noqa: E731
-        new = order(q for q in qids if query_month.get(q) == month and q not in used)
-        old = order(q for q in qids if query_month.get(q, month + 1) < month and q not in used)
+        new = seeded_order((q for q in qids if query_month.get(q) == month and q not in used), seed, salt=str(month))
+        old = seeded_order((q for q in qids if query_month.get(q, month + 1) < month and q not in used), seed, salt=str(month))
         take_new = min(len(new), int(round(n * new_share)) if old else n)
         picked = new[:take_new] + old[: n - take_new]
         picked += new[take_new:][: n - len(picked)]
@@ -193,37 +192,26 @@ def gap_recovered(never: float, policy: float, monthly: float) -> float:
 # ------------------------------------------------------------------------------ the shared retrain
 def finetune(base_path: str, train_dataset, settings: dict, output_dir: str, seed: int = 42,
              progress: bool = False):
-    """Notebook 07's retrain: the same `SentenceTransformerTrainer` + `MultipleNegativesRankingLoss`
-    settings the notebook shows once, from the base model each time.
+    """Notebook 07's retrain: notebook 01's training step (``lessons.embedder_loss`` and
+    ``lessons.embedder_trainer``, defined on screen there), from the base model each time.
 
     In: the base model folder, a ``datasets.Dataset`` with ``anchor``/``positive`` columns,
-    ``settings`` (``max_seq_length``, ``batch_size``, ``epochs``, ``learning_rate``, ``warmup``),
-    a checkpoint folder (nothing is saved there). Out: ``(model, seconds)``.
+    ``settings`` (``max_seq_length``, ``batch_size``, ``epochs``, ``learning_rate``, ``warmup``,
+    ``logging_steps``; no ``loss`` key: MultipleNegativesRankingLoss), a checkpoint folder (nothing
+    is saved there); ``progress``: let the trainer's bars reach the screen.
+    Out: ``(model, seconds)``.
     """
     import torch
-    from sentence_transformers import SentenceTransformer, losses
-    from sentence_transformers.sentence_transformer import (SentenceTransformerTrainer,
-                                                            SentenceTransformerTrainingArguments)
-    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
-    from transformers import PrinterCallback
+    from sentence_transformers import SentenceTransformer
+
+    from .lessons import embedder_loss, embedder_trainer
 
     torch.manual_seed(seed)
     model = SentenceTransformer(base_path)
     model.max_seq_length = settings["max_seq_length"]
-    on_gpu = torch.cuda.is_available()
-    args = SentenceTransformerTrainingArguments(
-        output_dir=output_dir, num_train_epochs=settings["epochs"],
-        per_device_train_batch_size=settings["batch_size"], learning_rate=settings["learning_rate"],
-        warmup_steps=settings["warmup"], batch_sampler=BatchSamplers.NO_DUPLICATES,
-        use_cpu=not on_gpu, bf16=on_gpu and torch.cuda.is_bf16_supported(), fp16=False,
-        gradient_checkpointing=False, eval_strategy="no", save_strategy="no",
-        logging_steps=max(1, settings.get("logging_steps", 5)), report_to="none",
-        disable_tqdm=not progress, seed=seed)
     start = time.perf_counter()
     with contextlib.nullcontext() if progress else contextlib.redirect_stderr(io.StringIO()):
-        trainer = SentenceTransformerTrainer(model=model, args=args,
-                                             train_dataset=train_dataset.select_columns(["anchor", "positive"]),
-                                             loss=losses.MultipleNegativesRankingLoss(model, scale=20.0))
-        trainer.remove_callback(PrinterCallback)
+        trainer = embedder_trainer(model, train_dataset.select_columns(["anchor", "positive"]),
+                                   embedder_loss(model, settings), output_dir, settings, seed=seed)
         trainer.train()
     return model, time.perf_counter() - start

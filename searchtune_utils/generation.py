@@ -34,7 +34,7 @@ import re
 import time
 from pathlib import Path
 
-from .data import stable_hash
+from .data import seeded_order, stable_hash
 from .retrieval import passage_text
 
 # --------------------------------------------------------------------------------- the contract
@@ -341,28 +341,7 @@ def per_question(scores: list[dict], ids: list[str] | None = None):
     return pd.DataFrame(rows, index=index, columns=list(METRICS), dtype=float)
 
 
-def rate_ci(values, confidence: float = 0.95) -> tuple[float, float, float, int]:
-    """``(mean, low, high, n)`` of per-question values (NaNs dropped). 0/1 values get the Wilson
-    score interval (``scipy.stats.binomtest(...).proportion_ci``), which stays sensible at 0 and 1;
-    other values (faithfulness) a percentile bootstrap over questions. NaN bounds when n < 2."""
-    import numpy as np
-    from scipy import stats
-
-    x = np.asarray([v for v in values if v == v], dtype=float)
-    n = len(x)
-    if n == 0:
-        return float("nan"), float("nan"), float("nan"), 0
-    mean = float(x.mean())
-    if n < 2:
-        return mean, float("nan"), float("nan"), n
-    if np.isin(x, (0.0, 1.0)).all():
-        ci = stats.binomtest(int(x.sum()), n).proportion_ci(confidence_level=confidence, method="wilson")
-        return mean, float(ci.low), float(ci.high), n
-    if np.all(x == x[0]):
-        return mean, mean, mean, n
-    boot = stats.bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=2000,
-                           method="percentile", rng=np.random.default_rng(0))
-    return mean, float(boot.confidence_interval.low), float(boot.confidence_interval.high), n
+from .metrics import rate_ci  # noqa: E402  (statistics live in metrics; re-exported for notebook 06)
 
 
 def metrics_with_ci(scores_by_system: dict[str, list[dict]], confidence: float = 0.95):
@@ -619,7 +598,9 @@ def search_stack(retriever, corpus: dict, queries: dict[str, str], candidates: i
 
 
 # --------------------------------------------------------------------------------- records
-def _passages(doc_ids: list[str], corpus: dict, max_words: int | None, scores: dict | None = None) -> list[dict]:
+def shown_passages(doc_ids: list[str], corpus: dict, max_words: int | None, scores: dict | None = None) -> list[dict]:
+    """The passages a prompt shows, in order: ``{"doc_id", "text"}`` (the text cut to ``max_words``),
+    with ``"score"`` (the search stack's) when ``scores`` are given."""
     out = [{"doc_id": d, "text": truncate_words(passage_text(corpus[d]), max_words)} for d in doc_ids]
     if scores:
         for p in out:
@@ -628,7 +609,8 @@ def _passages(doc_ids: list[str], corpus: dict, max_words: int | None, scores: d
     return out
 
 
-def _contains(passage: str, sentence: str) -> bool:
+def contains_sentence(passage: str, sentence: str) -> bool:
+    """Whether ``passage`` holds ``sentence`` (case and whitespace ignored): where an answer can be read."""
     return _norm(sentence) in _norm(passage)
 
 
@@ -642,11 +624,11 @@ def answerable_record(rid: str, question: str, doc_ids: list[str], gold: str, co
     ``scores`` = ``{doc_id: stack confidence}`` kept with each passage; ``citation_first``: the
     reference answer's format (:func:`reference_answer`).
     """
-    passages = _passages(doc_ids, corpus, max_words, scores)
+    passages = shown_passages(doc_ids, corpus, max_words, scores)
     pos = doc_ids.index(gold) + 1
-    if not summary or not _contains(passages[pos - 1]["text"], summary):
+    if not summary or not contains_sentence(passages[pos - 1]["text"], summary):
         return None
-    if any(_contains(p["text"], summary) for i, p in enumerate(passages, 1) if i != pos):
+    if any(contains_sentence(p["text"], summary) for i, p in enumerate(passages, 1) if i != pos):
         return None
     answer = reference_answer(corpus[gold].get("title") or "", summary, pos, citation_first)
     if not answer_name(corpus[gold].get("title") or "") or support(_EXACT.sub(" ", answer), [passages[pos - 1]["text"]]) < 1.0:
@@ -658,18 +640,19 @@ def answerable_record(rid: str, question: str, doc_ids: list[str], gold: str, co
 def refusal_record(rid: str, question: str, doc_ids: list[str], corpus: dict, max_words: int | None,
                    kind: str, scores: dict | None = None) -> dict:
     """A record whose right answer is :data:`REFUSAL` (``kind``: "out_of_scope" or "unanswerable")."""
-    return {"id": rid, "question": question, "passages": _passages(doc_ids, corpus, max_words, scores),
+    return {"id": rid, "question": question, "passages": shown_passages(doc_ids, corpus, max_words, scores),
             "answerable": False, "answer": REFUSAL, "cited": [], "kind": kind}
 
 
 def question_order(qrels: dict, split: str, seed: int = 42) -> list[str]:
     """The seeded order in which :func:`build_datasets` takes the questions of ``split``."""
-    return sorted(qrels.get(split, {}), key=lambda q: stable_hash(f"{seed}|{split}|{q}"))
+    return seeded_order(qrels.get(split, {}), seed, salt=split)
 
 
 def oos_order(out_of_scope: list[dict], split: str, seed: int = 42) -> list[dict]:
     """The seeded order in which :func:`build_datasets` takes the out-of-scope questions of ``split``."""
-    return sorted((r for r in out_of_scope if r["split"] == split), key=lambda r: stable_hash(f"{seed}|{r['id']}"))
+    by_id = {r["id"]: r for r in out_of_scope if r["split"] == split}
+    return [by_id[i] for i in seeded_order(by_id, seed)]
 
 
 def questions_to_rank(queries: dict, qrels: dict, out_of_scope: list[dict], sizes: dict[str, dict],
@@ -801,7 +784,7 @@ def build_datasets(corpus: dict, queries: dict, qrels: dict, query_meta: dict, o
             gold_name = answer_name(corpus[gold].get("title") or "").split(".")[-1]
 
             def might_answer(d):
-                return ((summary and _contains(passage_text(corpus[d]), summary))
+                return ((summary and contains_sentence(passage_text(corpus[d]), summary))
                         or answer_name(corpus[d].get("title") or "").split(".")[-1] == gold_name
                         or overlap(queries[qid], passage_text(corpus[d])) > max_overlap)
 
@@ -871,17 +854,21 @@ def choose_threshold(records: list[dict], citation_first: bool = False):
 
 # --------------------------------------------------------------------------------- generation
 def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int = 64,
-             batch_size: int = 8, progress: bool | None = None, prefix: str = "") -> tuple[list[str], list[int], list[float]]:
-    """Greedy answers for chat prompts, in batches with left padding (prompts of similar length
-    are batched together).
+             batch_size: int = 8, progress: bool | None = None, prefix: str = "", samples: int = 0,
+             temperature: float = 1.0, top_p: float = 1.0, seed: int = 0) -> tuple[list, list, list[float]]:
+    """Answers for chat prompts, in batches with left padding: greedy, or ``samples`` sampled ones.
 
     In: a causal LM and its tokenizer (with a chat template), a list of message lists
     (:func:`build_messages`), the generation limit, the batch size; ``progress``: a progress bar
     over the batches (default: ``config.show_progress()``, i.e. in live sessions only);
     ``prefix``: text the answer is made to start with (e.g. ``"[Source"`` to make the model answer
     rather than refuse), written after the assistant opening and kept at the start of each answer.
-    Out: ``(answers, new_token_counts, seconds)`` in the order of ``prompts``; ``seconds`` is
-    each answer's share of its batch's wall time.
+    Greedy (``samples=0``): prompts of similar length are batched together. ``samples=n``: ``n``
+    answers per prompt drawn with ``temperature`` and ``top_p`` (``num_return_sequences=n``), torch
+    seeded with ``seed`` and the prompts batched in the given order, so a seed fixes the draws.
+    Out: ``(answers, new_token_counts, seconds)`` in the order of ``prompts`` (with ``samples``,
+    ``answers[i]`` and ``new_token_counts[i]`` are lists of ``n``); ``seconds`` is each prompt's
+    share of its batch's wall time.
     """
     import torch
     from tqdm.auto import tqdm
@@ -889,30 +876,39 @@ def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int = 
     from .config import show_progress
 
     texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) + prefix for p in prompts]
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    answers, counts, seconds = [None] * len(texts), [0] * len(texts), [0.0] * len(texts)
+    order = list(range(len(texts))) if samples else sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    n = max(samples, 1)
+    sampling = dict(do_sample=True, temperature=temperature, top_p=top_p, num_return_sequences=n) if samples else dict(do_sample=False)
+    answers, counts, seconds = [None] * len(texts), [None] * len(texts), [0.0] * len(texts)
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
+    if samples:
+        torch.manual_seed(seed)
     try:
         starts = range(0, len(order), batch_size)
-        for start in tqdm(starts, desc="generating", unit="batch", disable=not (show_progress() if progress is None else progress)):
+        for start in tqdm(starts, desc="sampling" if samples else "generating", unit="batch",
+                          disable=not (show_progress() if progress is None else progress)):
             idx = order[start:start + batch_size]
             batch = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True,
                               add_special_tokens=False).to(model.device)
             t0 = time.perf_counter()
             with torch.no_grad():
-                out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                out = model.generate(**batch, max_new_tokens=max_new_tokens, **sampling,
                                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
             dt = (time.perf_counter() - t0) / len(idx)
             new = out[:, batch["input_ids"].shape[1]:]
-            for row, i in zip(new, idx):
-                ids = row.tolist()
-                n = ids.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in ids else len(ids)
-                answers[i] = (prefix + tokenizer.decode(ids[:n], skip_special_tokens=True)).strip()
-                counts[i], seconds[i] = n, dt
+            for j, i in enumerate(idx):
+                texts_i, counts_i = [], []
+                for row in new[j * n:(j + 1) * n]:  # generate returns the n answers of a prompt next to each other
+                    ids = row.tolist()
+                    k = ids.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in ids else len(ids)
+                    texts_i.append((prefix + tokenizer.decode(ids[:k], skip_special_tokens=True)).strip())
+                    counts_i.append(k)
+                answers[i], counts[i] = (texts_i, counts_i) if samples else (texts_i[0], counts_i[0])
+                seconds[i] = dt
     finally:
         tokenizer.padding_side = side
     return answers, counts, seconds

@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import math
 
 from transformers import TrainerCallback
 from trl import SFTTrainer
@@ -62,43 +61,16 @@ def decision_scores(model, tokenizer, records: list[dict], batch_size: int = 16,
     return out
 
 
-def _auc(labels, values) -> float:
-    """ROC AUC from ranks (the Mann-Whitney U statistic over n_pos x n_neg), ties counted half."""
-    import numpy as np
-    from scipy.stats import rankdata
-
-    pos = labels == 1
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if n_pos == 0 or n_neg == 0:
-        return math.nan
-    ranks = rankdata(values)
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
 def decision_auc(scores: list[float], records: list[dict], ci: bool = False, confidence: float = 0.95):
     """ROC AUC of ``scores`` (higher = refuse) against the records' right decision (refuse when
     not answerable): 0.5 = no separation, 1.0 = every refusal prompt scores above every answerable one
     (equal to ``sklearn.metrics.roc_auc_score``). With ``ci``: ``(auc, low, high)``, a percentile
     bootstrap over records (``scipy.stats.bootstrap``, 2,000 resamples; a resample with one class
     only counts as the full-sample AUC)."""
-    import numpy as np
-    from scipy import stats
+    from .metrics import auc_ci
 
-    labels = np.array([0 if r["answerable"] else 1 for r in records])
-    values = np.asarray(scores, dtype=float)
-    auc = _auc(labels, values)
-    if not ci:
-        return auc
-    if auc != auc:
-        return math.nan, math.nan, math.nan
-
-    def statistic(y, s):
-        value = _auc(y, s)
-        return auc if value != value else value
-
-    boot = stats.bootstrap((labels, values), statistic, paired=True, vectorized=False, n_resamples=2000,
-                           confidence_level=confidence, method="percentile", rng=np.random.default_rng(0))
-    return auc, float(boot.confidence_interval.low), float(boot.confidence_interval.high)
+    labels = [0 if r["answerable"] else 1 for r in records]
+    return auc_ci(labels, scores, confidence) if ci else auc_ci(labels, scores, None)
 
 
 class DecisionAUCCallback(TrainerCallback):

@@ -276,6 +276,67 @@ def mean_ci(values, confidence: float = 0.95, n_resamples: int = 2000, seed: int
     return mean, float(boot.confidence_interval.low), float(boot.confidence_interval.high)
 
 
+def rate_ci(values, confidence: float = 0.95) -> tuple[float, float, float, int]:
+    """``(mean, low, high, n)`` of per-question values (NaNs dropped). 0/1 values get the Wilson
+    score interval (``scipy.stats.binomtest(...).proportion_ci``), which stays sensible at 0 and 1;
+    other values (faithfulness) a percentile bootstrap over questions. NaN bounds when n < 2."""
+    import numpy as np
+    from scipy import stats
+
+    x = np.asarray([v for v in values if v == v], dtype=float)
+    n = len(x)
+    if n == 0:
+        return float("nan"), float("nan"), float("nan"), 0
+    mean = float(x.mean())
+    if n < 2:
+        return mean, float("nan"), float("nan"), n
+    if np.isin(x, (0.0, 1.0)).all():
+        ci = stats.binomtest(int(x.sum()), n).proportion_ci(confidence_level=confidence, method="wilson")
+        return mean, float(ci.low), float(ci.high), n
+    if np.all(x == x[0]):
+        return mean, mean, mean, n
+    boot = stats.bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=2000,
+                           method="percentile", rng=np.random.default_rng(0))
+    return mean, float(boot.confidence_interval.low), float(boot.confidence_interval.high), n
+
+
+def auc_ci(labels, values, confidence: float | None = 0.95):
+    """ROC AUC of ``values`` for the binary ``labels`` (1 = positive) from ranks (the Mann-Whitney U
+    statistic over n_pos x n_neg, ties counted half; equal to ``sklearn.metrics.roc_auc_score``).
+    With ``confidence``: ``(auc, low, high)``, a percentile bootstrap over items
+    (``scipy.stats.bootstrap``, 2,000 resamples; a resample with one class only counts as the
+    full-sample AUC). NaN when one class is missing."""
+    import math
+
+    import numpy as np
+    from scipy import stats
+    from scipy.stats import rankdata
+
+    labels, values = np.asarray(labels), np.asarray(values, dtype=float)
+
+    def auc(y, s):
+        pos = y == 1
+        n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+        if n_pos == 0 or n_neg == 0:
+            return math.nan
+        ranks = rankdata(s)
+        return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+    full = auc(labels, values)
+    if confidence is None:
+        return full
+    if full != full:
+        return math.nan, math.nan, math.nan
+
+    def statistic(y, s):
+        value = auc(y, s)
+        return full if value != value else value
+
+    boot = stats.bootstrap((labels, values), statistic, paired=True, vectorized=False, n_resamples=2000,
+                           confidence_level=confidence, method="percentile", rng=np.random.default_rng(0))
+    return full, float(boot.confidence_interval.low), float(boot.confidence_interval.high)
+
+
 def holm(p_values):
     """Holm's step-down correction of several p-values (controls the chance of *any* false
     rejection among them): sort ascending, multiply the i-th smallest (0-based) by ``m - i``, make

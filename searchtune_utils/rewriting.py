@@ -19,7 +19,6 @@ notebook calls the libraries (``SFTTrainer``, ``DPOTrainer``, ``model.generate``
   target (the answering passage's first sentence: text in the corpus's own words).
 * :func:`clean_rewrite`, :func:`repetition_rate`, :func:`rewrite_stats` — tidy and describe rewrites.
 * :func:`reciprocal_rank`, :func:`reward`, :func:`preference_pairs` — the retrieval reward and DPO pairs.
-* :func:`sample_rewrites` — several sampled rewrites per prompt (``model.generate(do_sample=True)``).
 * :func:`load_rewriter`, :func:`rewrite_queries` — notebook 05's rewriter, loaded and deployed in one call each
   (for notebook 06).
 """
@@ -27,7 +26,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from collections import Counter
 
 
@@ -385,47 +383,6 @@ def preference_pairs(scored: dict[str, list[tuple[str, float]]], min_margin: flo
         pairs.append({"qid": qid, "chosen": best[0], "rejected": worst[0],
                       "chosen_reward": best[1], "rejected_reward": worst[1]})
     return pairs
-
-
-# ----------------------------------------------------------------------------- sampling
-def sample_rewrites(model, tokenizer, prompts: list[list[dict]], n: int = 4, temperature: float = 1.0,
-                    top_p: float = 0.95, max_new_tokens: int = 32, batch_size: int = 8, seed: int = 0,
-                    progress: bool | None = None) -> tuple[list[list[str]], float]:
-    """``n`` sampled completions per chat prompt (``model.generate(do_sample=True,
-    num_return_sequences=n)``), in batches with left padding, seeded with ``seed``.
-
-    Out: ``(samples, seconds)`` — one list of ``n`` decoded, uncleaned texts per prompt, in the
-    order of ``prompts``, and the total wall time.
-    """
-    import torch
-    from tqdm.auto import tqdm
-
-    from .config import show_progress
-
-    texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
-    out: list[list[str]] = [[] for _ in texts]
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model.eval()
-    torch.manual_seed(seed)
-    start = time.perf_counter()
-    try:
-        for s in tqdm(range(0, len(texts), batch_size), desc="sampling", unit="batch",
-                      disable=not (show_progress() if progress is None else progress)):
-            batch = tokenizer(texts[s:s + batch_size], return_tensors="pt", padding=True,
-                              add_special_tokens=False).to(model.device)
-            with torch.no_grad():
-                gen = model.generate(**batch, do_sample=True, temperature=temperature, top_p=top_p,
-                                     num_return_sequences=n, max_new_tokens=max_new_tokens,
-                                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-            new = gen[:, batch["input_ids"].shape[1]:]
-            for j, row in enumerate(new):
-                out[s + j // n].append(tokenizer.decode(row, skip_special_tokens=True).strip())
-    finally:
-        tokenizer.padding_side = side
-    return out, time.perf_counter() - start
 
 
 # ----------------------------------------------------------------------------- the deployed rewriter

@@ -182,13 +182,13 @@ def stack_record(rid: str, question: str, shown: list[str], gold: str | None, co
 
     Out: a record of ``data.GENERATION_FIELDS`` plus ``kind`` and ``gold_shown``; each passage
     keeps its stack ``score`` when ``scores`` (``{doc_id: confidence}``) is given."""
-    from .generation import REFUSAL, _contains, _passages, reference_answer
+    from .generation import REFUSAL, contains_sentence, reference_answer, shown_passages
 
-    passages = _passages(shown, corpus, max_words, scores)
+    passages = shown_passages(shown, corpus, max_words, scores)
     base = {"id": rid, "question": question, "passages": passages, "gold_shown": gold is not None and gold in shown}
     if gold is None:
         return {**base, "answerable": False, "answer": REFUSAL, "cited": [], "kind": "out_of_scope"}
-    holders = [i for i, p in enumerate(passages, 1) if summary and _contains(p["text"], summary)]
+    holders = [i for i, p in enumerate(passages, 1) if summary and contains_sentence(p["text"], summary)]
     if gold in shown and shown.index(gold) + 1 not in holders:
         holders = sorted(holders + [shown.index(gold) + 1])
     if not holders:

@@ -4,8 +4,9 @@
     accelerate launch --config_file searchtune_utils/accelerate/multi_gpu.yaml --num_processes 4 \\
         -m searchtune_utils.train embedder --profile gpu                        # DDP on 4 GPUs
 
-Same parameters as the notebooks: sizes, model ids and seeds are read from each notebook's
-``parameters`` cell (:func:`notebook_parameters`), never repeated here. The effective batch stays
+Same parameters and the same code as the notebooks: sizes, model ids and seeds are read from each
+notebook's ``parameters`` cell (:func:`notebook_parameters`), the loss, trainer and SFT recipe are
+the notebooks' own ``#@save`` cells (:mod:`searchtune_utils.lessons`); nothing is repeated here. The effective batch stays
 the profile's whatever the number of processes: each process gets ``batch_size // processes`` rows
 (embedder) or accumulates ``grad_accum * batch_size // (per-device batch * processes)`` micro-batches
 (generator). Only the main process saves and prints summaries. The default output folders are not
@@ -23,15 +24,10 @@ from pathlib import Path
 
 from .config import PROFILES, ROOT, artifact_dir, get_dataset_name, get_profile, quiet_notebook
 
-NOTEBOOKS_DIR = ROOT / "notebooks"
 ACCELERATE_CONFIGS = Path(__file__).resolve().parent / "accelerate"  # shipped launch configs (*.yaml)
 EMBEDDER_NOTEBOOK = "01_finetune_embeddings"
 GENERATOR_NOTEBOOK = "03_finetune_generator_sft"
 SUMMARY_FILE = "searchtune_train.json"  # written next to the saved model by the main process
-
-# Constants of the notebooks' code cells (not profile parameters), the same values as there:
-MNRL_SCALE = 20.0  # notebook 01: cosine similarity x 20 in (Cached)MultipleNegativesRankingLoss
-LORA_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # notebook 03
 
 
 # --------------------------------------------------------------------------- pure parts
@@ -49,14 +45,10 @@ def notebook_parameters(notebook: str | Path) -> dict:
     path) in an empty namespace and return the names it assigns (``SEED``, ``PROFILES`` ...).
 
     Raises FileNotFoundError / ValueError naming the notebook file and the fix."""
-    path = Path(notebook)
-    if path.suffix != ".ipynb":
-        path = NOTEBOOKS_DIR / f"{notebook}.ipynb"
-    if not path.is_file():
-        raise FileNotFoundError(f"{_shown(path)}: notebook not found; run from a clone of the searchtune repository "
-                                "(the training parameters live in the notebooks' parameters cells)")
-    cells = [c for c in json.loads(path.read_text(encoding="utf-8"))["cells"]
-             if c.get("cell_type") == "code" and "parameters" in c.get("metadata", {}).get("tags", [])]
+    from .lessons import notebook_cells
+
+    path, cells = notebook_cells(notebook)
+    cells = [c for c in cells if c.get("cell_type") == "code" and "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(cells) != 1:
         raise ValueError(f"{_shown(path)}: expected one code cell tagged 'parameters', found {len(cells)}; "
                          "tag the cell that sets SEED and PROFILES (Jupyter: View > Cell Toolbar > Tags)")
@@ -203,13 +195,12 @@ def train_embedder(opts) -> Path:
     from accelerate.utils import broadcast_object_list
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer import (SentenceTransformerTrainer,
-                                                            SentenceTransformerTrainingArguments, losses)
-    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+    from accelerate import PartialState
     from sentence_transformers.util import mine_hard_negatives
 
     from . import data
-    from .config import progress_to_screen, show_progress
+    from .config import progress_to_screen
+    from .lessons import embedder_loss, embedder_trainer  # notebook 01's #@save cells: its very training step
     from .models import resolve_model
 
     torch.manual_seed(SEED)
@@ -221,30 +212,9 @@ def train_embedder(opts) -> Path:
     data.check_no_leakage(qrels, queries)
     train_pairs = data.training_pairs(corpus, queries, qrels["train"], seed=SEED)
 
-    on_gpu = torch.cuda.is_available()
-    # The per-device batch: accelerate gives every rank its own batches (it does not split one), so
-    # `processes` ranks x (batch_size // processes) rows = the profile's batch per optimiser step;
-    # the sampler below makes that global batch the very one a single process would draw.
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(out.with_name(out.name + "-checkpoints")),  # nothing is saved there (save_strategy="no")
-        num_train_epochs=P["epochs"],
-        max_steps=opts.max_steps if opts.max_steps else -1,
-        per_device_train_batch_size=per_device,
-        learning_rate=P["learning_rate"],
-        warmup_steps=P["warmup"],                   # a float < 1 is a fraction of all steps (transformers 5)
-        batch_sampler=BatchSamplers.NO_DUPLICATES if processes == 1 else _device_split_sampler_class(),
-        use_cpu=not on_gpu,
-        bf16=on_gpu and torch.cuda.is_bf16_supported(), fp16=False,
-        gradient_checkpointing=False,
-        eval_strategy="no",
-        save_strategy="no",
-        logging_steps=P["logging_steps"],
-        report_to="none",
-        disable_tqdm=not show_progress(),
-        seed=SEED,
-    )
-    if args.world_size != processes:  # touching world_size sets up the process group
-        raise RuntimeError(f"the launcher reports {processes} processes but the trainer sees {args.world_size}: "
+    state = PartialState(cpu=not torch.cuda.is_available())  # sets up the process group (gloo on CPU), as the trainer will
+    if state.num_processes != processes:
+        raise RuntimeError(f"the launcher reports {processes} processes but accelerate sees {state.num_processes}: "
                            "launch with `accelerate launch` or `torchrun`, not by starting copies by hand")
 
     # One copy mines and is trained (mining does not change the weights; notebook 01 keeps a second,
@@ -277,15 +247,14 @@ def train_embedder(opts) -> Path:
     # gradients flow back through the gather; DDP's gradient average over ranks then equals the
     # one-process gradient of the mean loss. Without it every rank would see only its batch_size //
     # processes passages as negatives. With one process it changes nothing.
-    if P["loss"] == "cached_mnrl":
-        loss = losses.CachedMultipleNegativesRankingLoss(model, scale=MNRL_SCALE, mini_batch_size=P["mini_batch_size"],
-                                                         gather_across_devices=True)
-    else:
-        loss = losses.MultipleNegativesRankingLoss(model, scale=MNRL_SCALE, gather_across_devices=True)
-    if P["matryoshka_dims"]:
-        loss = losses.MatryoshkaLoss(model, loss, matryoshka_dims=P["matryoshka_dims"])
-
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset, loss=loss)
+    loss = embedder_loss(model, P, gather_across_devices=True)
+    # Notebook 01's trainer. The per-device batch: accelerate gives every rank its own batches (it
+    # does not split one), so `processes` ranks x (batch_size // processes) rows = the profile's batch
+    # per optimiser step; the sampler makes that global batch the very one a single process would draw.
+    trainer = embedder_trainer(
+        model, train_dataset, loss, out.with_name(out.name + "-checkpoints"), P, seed=SEED,  # nothing is saved there
+        batch_size=per_device, max_steps=opts.max_steps if opts.max_steps else -1,
+        **({} if processes == 1 else {"batch_sampler": _device_split_sampler_class()}))
     trainer.train()
     if main:
         model.save(str(out))
@@ -314,13 +283,11 @@ def train_generator(opts) -> Path:
     quiet_notebook()
     import datasets
     import torch
-    from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig
 
     from . import data, generation, models
     from .generator_training import DecisionWeightedSFTTrainer
-    from .config import show_progress
+    from .lessons import lora_config, sft_config  # notebook 03's #@save cells: its very SFT recipe
 
     torch.manual_seed(SEED)
     start = time.perf_counter()
@@ -330,39 +297,20 @@ def train_generator(opts) -> Path:
     train_ds = datasets.Dataset.from_list([generation.chat_example(r, few_shot=False) for r in records])
     generator_path = models.resolve_model(P["generator"])
     tokenizer = AutoTokenizer.from_pretrained(generator_path)
-    lora_config = LoraConfig(r=P["lora_r"], lora_alpha=P["lora_alpha"], lora_dropout=P["lora_dropout"], bias="none",
-                             task_type="CAUSAL_LM", target_modules=LORA_TARGET_MODULES)
-    on_gpu = torch.cuda.is_available()
     # per-device batch x processes x accumulation = the profile's batch_size x grad_accum. The loss
     # is a mean over the completion tokens of the whole accumulated, all-device batch
     # (transformers' average_tokens_across_devices, on by default), as in one process.
-    sft_args = SFTConfig(
-        output_dir=str(out.with_name(out.name + "-checkpoints")),  # nothing is saved there (save_strategy="no")
-        num_train_epochs=P["epochs"],
-        max_steps=opts.max_steps if opts.max_steps else -1,
-        per_device_train_batch_size=per_device,
-        gradient_accumulation_steps=accum,
-        learning_rate=P["learning_rate"],
-        lr_scheduler_type="cosine",
-        warmup_steps=P["warmup_steps"],
-        max_length=P["max_length"],
-        completion_only_loss=True,
+    sft_args = sft_config(
+        out.with_name(out.name + "-checkpoints"), {**P, "batch_size": per_device, "grad_accum": accum}, SEED,
         train_sampling_strategy="sequential",  # as notebook 03: each minimal pair in one batch
-        logging_steps=P["logging_steps"],
-        save_strategy="no",
-        seed=SEED,
-        bf16=False, fp16=False,  # as notebook 03: fp32
-        gradient_checkpointing=False,
-        use_cpu=not on_gpu,
-        report_to="none",
-        disable_tqdm=not show_progress(),
-    )
+        gradient_checkpointing=False,  # no recomputation: the same gradients, faster; memory is not the limit at 135M
+        max_steps=opts.max_steps if opts.max_steps else -1)
     if sft_args.world_size != processes:  # touching world_size sets up the process group
         raise RuntimeError(f"the launcher reports {processes} processes but the trainer sees {sft_args.world_size}: "
                            "launch with `accelerate launch` or `torchrun`, not by starting copies by hand")
     model = AutoModelForCausalLM.from_pretrained(generator_path, dtype=torch.float32)
     trainer = DecisionWeightedSFTTrainer(model=model, args=sft_args, train_dataset=train_ds, processing_class=tokenizer,
-                                         peft_config=lora_config, decision_weight=P["decision_weight"])  # as notebook 03
+                                         peft_config=lora_config(P), decision_weight=P["decision_weight"])  # as notebook 03
     trainer.train()
     if rank == 0:
         trainer.model.save_pretrained(out)  # the LoRA adapter (safetensors)

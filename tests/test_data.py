@@ -164,3 +164,14 @@ def test_pydocs_holds_no_path_of_the_building_machine():
     text = "".join(p.read_text(encoding="utf-8") for p in PYDOCS.rglob("*.jsonl"))
     for path in {str(ROOT), sys.prefix, sys.executable}:
         assert path not in text, f"the dataset contains a local path: {path}"
+
+
+def test_seeded_order_is_fixed_by_seed_and_salt_and_answer_passage_skips_zero_grades():
+    from searchtune_utils import data
+
+    ids = [f"q{i}" for i in range(30)]
+    assert data.seeded_order(ids, 42) == data.seeded_order(reversed(ids), 42)  # the input order does not matter
+    assert data.seeded_order(ids, 42) == sorted(ids, key=lambda q: data.stable_hash(f"42|{q}"))
+    assert data.seeded_order(ids, 42, salt="test") == sorted(ids, key=lambda q: data.stable_hash(f"42|test|{q}"))
+    assert data.seeded_order(ids, 42) != data.seeded_order(ids, 7) and sorted(data.seeded_order(ids, 7)) == sorted(ids)
+    assert data.answer_passage({"q1": {"d0": 0, "d2": 1, "d3": 2}}, "q1") == "d2"

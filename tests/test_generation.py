@@ -194,6 +194,14 @@ def test_generate_keeps_order_and_counts_tokens():
     assert tok.padding_side == AutoTokenizer.from_pretrained(models.resolve_model("smollm2-135m-instruct")).padding_side
     ev = gen.evaluate(tiny, tok, [RECORD, OOS], few_shot=False, max_new_tokens=5)
     assert set(ev) == {"metrics", "answers", "scores", "cost"} and len(ev["scores"]) == 2
+    # sampling: n answers per prompt, in the prompts' order; the seed fixes the draws
+    drawn, drawn_counts, _ = gen.generate(tiny, tok, prompts, max_new_tokens=5, batch_size=2, samples=3, seed=1)
+    assert [len(d) for d in drawn] == [3, 3] and all(isinstance(a, str) for d in drawn for a in d)
+    assert all(1 <= c <= 5 for cs in drawn_counts for c in cs)
+    again, _, _ = gen.generate(tiny, tok, prompts, max_new_tokens=5, batch_size=2, samples=3, seed=1)
+    assert again == drawn
+    other = [gen.generate(tiny, tok, prompts, max_new_tokens=5, batch_size=2, samples=3, seed=s)[0] for s in (2, 3)]
+    assert any(o != drawn for o in other)  # a different seed draws differently (tiny random model: near-uniform)
 
 
 # --------------------------------------------------------------------------------- stack, rule baseline, uncertainty

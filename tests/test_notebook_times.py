@@ -12,6 +12,11 @@ table shows. A GPU time is stated only where a `gpu`-profile run was measured
 (``results/<notebook>.gpu.json``), as "about N minutes on a GPU in the `gpu` profile", checked the
 same way; otherwise the row says "on a GPU: not measured yet" or nothing about a GPU.
 ``notebooks/index.toml`` states no times: the README's table reads them from the results files.
+
+The README states the smoke rehearsal's time in the form ``about N minutes on a 2-core laptop CPU
+for the nine notebooks``; it is checked, with the same tolerance, against the sum of the smoke
+runs that `make test` itself makes: nbval executes every notebook in the smoke profile, each writes
+``results/<notebook>.smoke.json``, and this test runs after them (tests/conftest.py puts it last).
 """
 import json
 import re
@@ -28,6 +33,8 @@ CPU_FORM = "about {n} {unit} on a 2-core laptop CPU in the `cpu` profile"
 GPU_FORM = "about {n} {unit} on a GPU in the `gpu` profile"
 GPU_NOT_MEASURED = "on a GPU: not measured yet"
 CPU_TIME = re.compile(r"\babout (\d+) (minutes?) on a 2-core laptop CPU in the `cpu` profile")
+SMOKE_FORM = "about {n} {unit} on a 2-core laptop CPU for the nine notebooks"
+SMOKE_TIME = re.compile(r"\babout (\d+) (minutes?) on a 2-core laptop CPU for the nine notebooks")
 GPU_TIME = re.compile(r"\babout (\d+) (minutes?) on a GPU in the `gpu` profile")
 
 
@@ -116,3 +123,17 @@ def test_index_toml_states_no_time():
             assert not (isinstance(value, str) and re.search(r"\b\d+\s*(min|minutes?|hours?|h|s)\b|\bminutes?\b|\bhours?\b",
                                                              value, re.I)), \
                 f"index.toml, {entry['file']}: {key} states a time ({value!r}); the README table reads results/*.json"
+
+
+def test_readme_smoke_rehearsal_time_agrees_with_this_runs_smoke_notebooks(request):
+    """Runs last (tests/conftest.py): the notebooks nbval executed in this session wrote their smoke times."""
+    started = request.config.searchtune_started
+    files = [RESULTS / f"{path.stem}.smoke.json" for path in NOTEBOOKS]
+    stale = [f.name for f in files if not f.exists() or f.stat().st_mtime < started]
+    if stale:
+        pytest.skip(f"no smoke run of {', '.join(stale)} in this session: `make test` (nbval) runs them before this test")
+    seconds = sum(measured_seconds(f) for f in files)
+    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    problem = check_time("README (make run PROFILE=smoke)", text, SMOKE_TIME, SMOKE_FORM, seconds,
+                         f"the {len(files)} results/*.smoke.json of this run")
+    assert problem is None, problem
