@@ -65,3 +65,15 @@ def test_no_conclusions_generated_by_code_and_none_left_unwritten(path):
     prose = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
     assert "written after the committed cpu run" not in prose, "a conclusion placeholder is still there"
     assert not re.search(r"\btargets?\b.*\bissue\b|\bgoals? of (this|the) (notebook|issue)", prose, re.I)
+
+
+MAX_CELL_LINES = 30  # short cells: a reader takes in one step at a time
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_code_cell_is_short(path):
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    long = [(i, len("".join(c["source"]).splitlines())) for i, c in enumerate(cells, 1)
+            if c["cell_type"] == "code" and len("".join(c["source"]).splitlines()) > MAX_CELL_LINES]
+    assert not long, (f"{path.name}: code cells longer than {MAX_CELL_LINES} lines (cell, lines): {long}; "
+                      "split them where the reader would pause")
