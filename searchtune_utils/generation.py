@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 from .data import seeded_order, stable_hash
+from .metrics import rate_ci  # noqa: F401  (statistics live in metrics; re-exported for notebook 06)
 from .retrieval import passage_text
 
 # --------------------------------------------------------------------------------- the contract
@@ -339,9 +340,6 @@ def per_question(scores: list[dict], ids: list[str] | None = None):
         ])
     index = pd.Index(list(ids) if ids is not None else range(len(scores)), name="id")
     return pd.DataFrame(rows, index=index, columns=list(METRICS), dtype=float)
-
-
-from .metrics import rate_ci  # noqa: E402  (statistics live in metrics; re-exported for notebook 06)
 
 
 def metrics_with_ci(scores_by_system: dict[str, list[dict]], confidence: float = 0.95):

@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-
 from transformers import TrainerCallback
 from trl import SFTTrainer
 
@@ -70,7 +69,7 @@ def decision_auc(scores: list[float], records: list[dict], ci: bool = False, con
     from .metrics import auc_ci
 
     labels = [0 if r["answerable"] else 1 for r in records]
-    return auc_ci(labels, scores, confidence) if ci else auc_ci(labels, scores, None)
+    return auc_ci(labels, scores, confidence if ci else None)
 
 
 class DecisionAUCCallback(TrainerCallback):

@@ -37,7 +37,8 @@ def notebook_cells(notebook: str | Path) -> tuple[Path, list[dict]]:
     if path.suffix != ".ipynb":
         path = NOTEBOOKS_DIR / f"{notebook}.ipynb"
     if not path.is_file():
-        raise FileNotFoundError(f"notebooks/{path.name}: notebook not found; the package reads parameters and "
+        shown = f"notebooks/{path.name}" if path.parent == NOTEBOOKS_DIR else str(path)
+        raise FileNotFoundError(f"{shown}: notebook not found; the package reads parameters and "
                                 "#@save cells from the notebooks: run from a clone of the searchtune repository")
     return path, json.loads(path.read_text(encoding="utf-8"))["cells"]
 

@@ -2,7 +2,8 @@
 
 Each results file (written by :func:`searchtune_utils.config.save_results`) holds
 ``metrics = {system: {metric: value}}``; an optional ``readme_systems`` list picks the rows shown.
-Run ``python -m searchtune_utils.report`` (``make report``) after the notebooks ran.
+Run ``python -m searchtune_utils.report`` (``make report``) after the notebooks ran;
+``--record-smoke`` writes ``results/smoke_rehearsal.json`` after a smoke rehearsal (:func:`record_smoke`).
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def results_table() -> str:
         parts = p.stem.split(".")
         return parts[0], BUILT_IN_DATASETS.index(parts[1] if len(parts) > 1 else DEFAULT_DATASET)
 
-    files = sorted((p for p in RESULTS_DIR.glob("*.json")
+    files = sorted((p for p in RESULTS_DIR.glob("[0-9][0-9]_*.json")  # notebooks' files (not smoke_rehearsal.json)
                     if p.stem.count(".") == 0 or (p.stem.count(".") == 1 and p.stem.split(".")[1] in BUILT_IN_DATASETS)),
                    key=key)
     tables: list[tuple[list[str], list[tuple]]] = []  # (columns, rows)
@@ -191,6 +192,38 @@ def update_readme(path=ROOT / "README.md") -> bool:
     return True
 
 
+SMOKE_RECORD = RESULTS_DIR / "smoke_rehearsal.json"
+
+
+def record_smoke(path=SMOKE_RECORD) -> dict:
+    """Write ``results/smoke_rehearsal.json``: each notebook's time in the last smoke run
+    (``results/<notebook>.smoke.json``) and their sum, the number the README states for
+    ``make run PROFILE=smoke``. Run it by hand after a rehearsal on a fresh clone; the rehearsal
+    itself writes nothing that git tracks."""
+    import time
+
+    from .config import machine_info
+
+    seconds = {}
+    for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        smoke = RESULTS_DIR / f"{nb.stem}.smoke.json"
+        if not smoke.exists():
+            raise FileNotFoundError(f"results/{smoke.name}: no smoke run of {nb.name}; run `make run PROFILE=smoke` first")
+        timings = json.loads(smoke.read_text(encoding="utf-8")).get("timings", {})
+        seconds[nb.stem] = timings.get("notebook total (s)", timings.get("notebook (s)"))
+    record = {"what": "make run PROFILE=smoke: the notebooks' own run times", "date": time.strftime("%Y-%m-%d"),
+              "machine": machine_info(), "notebooks (s)": seconds,
+              "notebook total (s)": round(sum(seconds.values()), 1)}
+    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+    return record
+
+
 if __name__ == "__main__":
-    update_readme()
-    print("README notebook and results tables regenerated from notebooks/index.toml and results/*.json")
+    import sys
+
+    if "--record-smoke" in sys.argv[1:]:
+        r = record_smoke()
+        print(f"results/{SMOKE_RECORD.name}: {r['notebook total (s)']} s over {len(r['notebooks (s)'])} notebooks")
+    else:
+        update_readme()
+        print("README notebook and results tables regenerated from notebooks/index.toml and results/*.json")

@@ -6,8 +6,8 @@
 
 Same parameters and the same code as the notebooks: sizes, model ids and seeds are read from each
 notebook's ``parameters`` cell (:func:`notebook_parameters`), the loss, trainer and SFT recipe are
-the notebooks' own ``#@save`` cells (:mod:`searchtune_utils.lessons`); nothing is repeated here. The effective batch stays
-the profile's whatever the number of processes: each process gets ``batch_size // processes`` rows
+the notebooks' own ``#@save`` cells (:mod:`searchtune_utils.lessons`); nothing is repeated here.
+The effective batch stays the profile's whatever the number of processes: each process gets ``batch_size // processes`` rows
 (embedder) or accumulates ``grad_accum * batch_size // (per-device batch * processes)`` micro-batches
 (generator). Only the main process saves and prints summaries. The default output folders are not
 the notebooks' (``model-ddp``, ``adapter-ddp``): a run of this module never replaces the model a
@@ -192,10 +192,10 @@ def train_embedder(opts) -> Path:
 
     quiet_notebook()  # before the imports: no deprecation walls or weight-loading bars; trainer log lines stay
     import torch
+    from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer
-    from accelerate import PartialState
     from sentence_transformers.util import mine_hard_negatives
 
     from . import data

@@ -288,11 +288,13 @@ def test_per_question_means_equal_summarize():
 
 
 def test_rate_ci_wilson_for_shares_and_bootstrap_for_faithfulness():
-    mean, low, high, n = gen.rate_ci([1.0] * 20)
+    from searchtune_utils.metrics import rate_ci
+
+    mean, low, high, n = rate_ci([1.0] * 20)
     assert (mean, high, n) == (1.0, 1.0, 20) and 0.8 < low < 0.9  # Wilson: not a degenerate [1, 1]
-    mean, low, high, n = gen.rate_ci([0.5, 1.0, 0.75, float("nan")])
+    mean, low, high, n = rate_ci([0.5, 1.0, 0.75, float("nan")])
     assert n == 3 and low <= mean <= high
-    assert gen.rate_ci([1.0])[1] != gen.rate_ci([1.0])[1]  # NaN bound for one question
+    assert rate_ci([1.0])[1] != rate_ci([1.0])[1]  # NaN bound for one question
     table = gen.metrics_with_ci({"x": SCORES, "y": SCORES[::-1]})
     bounded = table.dropna()
     assert set(table["system"]) == {"x", "y"} and (bounded["ci_low"] <= bounded["value"]).all()

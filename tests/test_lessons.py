@@ -71,8 +71,10 @@ def test_saved_cells_are_found_by_their_first_line_and_errors_name_the_file(tmp_
     path = tmp_path / "99_test.ipynb"
     path.write_text(json.dumps(nb), encoding="utf-8")
     assert lessons.saved_cells(path) == [(2, "#@save: used later\ndef f():\n    return 1\n")]
-    with pytest.raises(FileNotFoundError, match=r"notebooks/98_missing.ipynb: notebook not found"):
+    with pytest.raises(FileNotFoundError, match=r"98_missing.ipynb: notebook not found"):
         lessons.saved_cells(tmp_path / "98_missing.ipynb")
+    with pytest.raises(FileNotFoundError, match=r"^notebooks/97_missing.ipynb: notebook not found"):
+        lessons.saved_cells("97_missing")
 
 
 def test_an_unknown_name_lists_what_is_saved():
