@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 PROFILES = ("smoke", "cpu", "gpu")
+PRECISIONS = ("auto", "fp32", "bf16")
 DEFAULT_PROFILE = "cpu"
 DEFAULT_DATASET = "pydocs"
 BUILT_IN_DATASETS = ("pydocs", "faqs")
@@ -37,6 +38,73 @@ def get_profile(value: str | None = None) -> str:
             f"Use one of {', '.join(PROFILES)}, e.g. `SEARCHTUNE_PROFILE=smoke make run`."
         )
     return profile
+
+
+def native_bf16() -> tuple[bool, str]:
+    """Whether this machine has native bf16 matrix units, and how we know.
+
+    - CUDA: ``torch.cuda.is_bf16_supported()`` (Ampere and newer).
+    - x86 CPUs: AMX (``torch.cpu._is_amx_tile_supported()``, Intel Sapphire Rapids and newer) or
+      AVX512-BF16 (``torch.cpu._is_avx512_bf16_supported()``, Intel Cooper Lake, AMD Zen 4 and newer):
+      the same answer as the ``amx_bf16`` / ``avx512_bf16`` flags that ``lscpu`` prints.
+    - Anything else (older x86 laptops, Apple and other ARM CPUs): no. bf16 autocast still runs
+      there, but emulated, and can be slower than fp32.
+    Returns ``(True/False, the reason in words)``."""
+    import torch
+
+    if torch.cuda.is_available():
+        ok = bool(torch.cuda.is_bf16_supported())
+        return ok, f"{torch.cuda.get_device_name(0)}: torch.cuda.is_bf16_supported() is {ok}"
+    if platform.machine().lower() in ("x86_64", "amd64", "i686", "x86"):
+        checks = {"AMX": getattr(torch.cpu, "_is_amx_tile_supported", None),
+                  "AVX512-BF16": getattr(torch.cpu, "_is_avx512_bf16_supported", None)}
+        found = [name for name, check in checks.items() if check is not None and check()]
+        if found:
+            return True, f"the CPU has {' and '.join(found)}"
+        return False, "the CPU has neither AMX nor AVX512-BF16"
+    return False, f"no native bf16 detected on a {platform.machine() or 'unknown'} CPU"
+
+
+def get_precision(value: str | None = None, bf16_ok: bool = True, why_not: str = "") -> str:
+    """The numeric precision a notebook trains and generates in: ``"bf16"`` or ``"fp32"``.
+
+    ``value`` is the notebook's ``PRECISION`` parameter; empty means ``$SEARCHTUNE_PRECISION``, else
+    ``auto``. ``auto`` is bf16 where :func:`native_bf16` finds the hardware for it and the stage
+    passed its fp32-vs-bf16 check on dev (``bf16_ok``; ``why_not`` says why a stage stays fp32), else
+    fp32. ``fp32`` and ``bf16`` force it (bf16 without native support runs, emulated and slow).
+    Prints the choice and the reason. Raises ValueError naming the allowed values."""
+    asked = (value or os.environ.get("SEARCHTUNE_PRECISION") or "auto").strip().lower()
+    if asked not in PRECISIONS:
+        raise ValueError(
+            f"Unknown precision {asked!r} (from SEARCHTUNE_PRECISION or the parameters cell's PRECISION). "
+            f"Use one of {', '.join(PRECISIONS)}, e.g. `make run SEARCHTUNE_PRECISION=fp32`."
+        )
+    native, reason = native_bf16()
+    if asked != "auto":
+        chosen, because = asked, f"asked for {asked} ({reason})"
+    elif not native:
+        chosen, because = "fp32", f"auto: {reason}"
+    elif not bf16_ok:
+        chosen, because = "fp32", f"auto: {reason}, but this stage stays fp32: {why_not}"
+    else:
+        chosen, because = "bf16", f"auto: {reason}"
+    print(f"precision: {chosen} ({because})")
+    return chosen
+
+
+def autocast(precision: str):
+    """``torch.autocast(device, dtype=torch.bfloat16)`` when ``precision`` is ``"bf16"`` (on the GPU
+    when there is one, else the CPU); a no-op context for ``"fp32"``. Wrap generation and scoring in
+    it; the trainers take ``bf16=True`` instead (they enter the same autocast themselves)."""
+    import contextlib
+
+    import torch
+
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision != "bf16":
+        raise ValueError(f"precision must be 'fp32' or 'bf16', not {precision!r} (use config.get_precision)")
+    return torch.autocast("cuda" if torch.cuda.is_available() else "cpu", dtype=torch.bfloat16)
 
 
 def hub_offline() -> bool:
@@ -107,6 +175,7 @@ def machine_info() -> dict:
 
         info["torch"] = torch.__version__
         info["device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+        info["native bf16"] = native_bf16()[1]
     except ImportError:  # pragma: no cover - torch is part of the stack
         pass
     return info
@@ -123,15 +192,18 @@ def progress_to_screen():
 
 
 def save_results(notebook: str, profile: str, metrics: dict, dataset: str | Path = DEFAULT_DATASET,
-                 **extra) -> Path:
+                 precision: str | None = None, **extra) -> Path:
     """Write :func:`results_path` (``results/<notebook>.json`` for pydocs in the default profile;
     ``results/<notebook>.faqs.json``, ``results/<notebook>.smoke.json`` ... otherwise, so a smoke
     run never overwrites the committed default-profile numbers).
 
-    ``metrics`` is a JSON-serialisable dict; ``extra`` adds top-level keys (timings, sizes).
-    Returns the path written.
+    ``metrics`` is a JSON-serialisable dict; ``precision`` the run's (:func:`get_precision`);
+    ``extra`` adds top-level keys (timings, sizes). Returns the path written.
     """
-    payload = {"notebook": notebook, "profile": profile, "dataset": dataset_tag(dataset),
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"save_results({notebook!r}): precision must be 'fp32' or 'bf16' (config.get_precision), "
+                         f"not {precision!r}")
+    payload = {"notebook": notebook, "profile": profile, "dataset": dataset_tag(dataset), "precision": precision,
                "date": time.strftime("%Y-%m-%d"), "machine": machine_info(),
                "metrics": metrics, **extra}
     path = results_path(notebook, profile, dataset)

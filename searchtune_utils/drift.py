@@ -214,4 +214,5 @@ def finetune(base_path: str, train_dataset, settings: dict, output_dir: str, see
         trainer = embedder_trainer(model, train_dataset.select_columns(["anchor", "positive"]),
                                    embedder_loss(model, settings), output_dir, settings, seed=seed)
         trainer.train()
+        trainer.accelerator.unwrap_model(model, keep_fp32_wrapper=False)  # after bf16: forward out of autocast again
     return model, time.perf_counter() - start

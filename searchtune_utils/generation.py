@@ -15,8 +15,8 @@ so a model trained in one notebook is prompted, parsed and scored the same way i
 :func:`parse_answer` checks an answer against that contract and :func:`score_answer` scores it
 against a reference record (see ``data.GENERATION_FIELDS``); :func:`summarize` turns the scores
 into the metrics table of the notebooks. The rest loads the search stack notebook 02 chose
-(:func:`load_search_stack`, :func:`search_stack`), builds records from BEIR data
-(:func:`build_datasets`), turns them into chat examples for TRL (:func:`chat_example`), generates
+(:func:`load_search_stack`, :func:`search_stack`), turns generation records (built by
+``generator_data``) into chat examples for TRL (:func:`chat_example`), generates
 answers in batches (:func:`generate`), measures the extractive rule baseline
 (:func:`rule_answer`, :func:`choose_threshold`), puts confidence intervals and paired tests on the
 rates (:func:`metrics_with_ci`, :func:`paired_tests`). Preference pairs are built in
@@ -29,14 +29,12 @@ both compliant; :func:`reference_answer` writes either.
 from __future__ import annotations
 
 import json
-import random
 import re
 import time
 from pathlib import Path
 
-from .data import seeded_order, stable_hash
+from .data import seeded_order
 from .metrics import rate_ci  # noqa: F401  (statistics live in metrics; re-exported for notebook 06)
-from .retrieval import passage_text
 
 # --------------------------------------------------------------------------------- the contract
 REFUSAL = "I cannot answer this from the provided sources."
@@ -233,21 +231,26 @@ def support(answer_body: str, passages: list[str]) -> float | None:
 
 
 def names_gold(body: str, record: dict) -> bool:
-    """Whether an answer's text names the answering object (``record["gold_name"]``, e.g.
-    ``os.path.join``) or states the sentence the answer rests on (``record["gold_sentence"]``),
-    case and punctuation ignored: citing the right source while saying something else is not a
-    correct answer."""
-    text = _norm(body)
-    return any(_norm(x) in text for x in (record.get("gold_name"), record.get("gold_sentence")) if x)
+    """Whether an answer's text names the answering object, ``record["gold_name"]`` (e.g.
+    ``tarfile.TarFile.addfile``), as a whole dotted name, case ignored: ``tarfile.TarFile.add``
+    does not name ``tarfile.TarFile.addfile``, even when the rest of the answer copies the right
+    sentence. A record without a ``gold_name`` asks for its ``gold_sentence`` instead (case and
+    punctuation ignored). Citing the right source while naming something else is not a correct answer."""
+    name = record.get("gold_name")
+    if name:
+        return re.search(rf"(?<![\w.]){re.escape(name.lower())}(?!\w)", body.lower()) is not None
+    sentence = record.get("gold_sentence")
+    return bool(sentence) and _norm(sentence) in _norm(body)
 
 
 def score_answer(answer: str, record: dict, max_words: int = MAX_ANSWER_WORDS) -> dict:
     """Score one answer against a generation record (``data.GENERATION_FIELDS``).
 
     Out: ``parse_answer``'s fields plus ``answerable``, ``kind``, ``gold`` (the reference's cited
-    source numbers), ``correct`` (answerable, not refused, cites a gold source and — when the
-    record has ``gold_name``/``gold_sentence`` — names the gold object or states its sentence,
-    :func:`names_gold`; None when not answerable), ``extra_citations`` (cites a non-gold source too) and ``faithfulness``
+    source numbers), ``correct`` (the strict scorer: answerable, not refused, cites a gold source
+    and — when the record has ``gold_name``/``gold_sentence`` — names the gold object,
+    :func:`names_gold`; None when not answerable), ``correct (lenient)`` (cites a gold source,
+    whatever it says; None when not answerable), ``extra_citations`` (cites a non-gold source too) and ``faithfulness``
     (:func:`support` against the *cited* passages; None for refusals).
     """
     passages = [p["text"] for p in record["passages"]]
@@ -256,19 +259,21 @@ def score_answer(answer: str, record: dict, max_words: int = MAX_ANSWER_WORDS) -
     answerable = bool(record.get("answerable", bool(gold)))
     answered = not parsed["refusal"]
     cited_text = [passages[n - 1] for n in parsed["citations"] if 1 <= n <= len(passages)]
-    correct = answered and any(n in gold for n in parsed["citations"])
+    cites_gold = correct = answered and any(n in gold for n in parsed["citations"])
     if correct and (record.get("gold_name") or record.get("gold_sentence")):
         correct = names_gold(parsed["body"], record)
     return {**parsed, "answerable": answerable, "kind": record.get("kind", "answerable" if answerable else "unanswerable"),
             "gold": gold,
             "correct": correct if answerable else None,
+            "correct (lenient)": cites_gold if answerable else None,
             "extra_citations": answered and any(n not in gold for n in parsed["citations"]),
             "faithfulness": support(parsed["body"], cited_text) if answered else None}
 
 
 #: The metrics of :func:`summarize`, in table order, with what each one averages over.
 METRICS = {
-    "task success": "all questions: answerable -> a compliant answer citing the right passage; otherwise -> the refusal",
+    "task success": "all questions: answerable -> a compliant answer citing the right passage and naming its object; otherwise -> the refusal",
+    "task success (lenient)": "as task success, but an answer that cites the right passage counts whatever it names",
     "format compliance": "all questions: the answer is the refusal alone, or a short answer whose citations are all [Source N] with N shown",
     "cited-source correctness": "answerable questions the model answered: it cites the passage that holds the answer (and, where the record says, names its object or states its sentence)",
     "faithfulness": "answerable questions the model answered: share of answer content words found in the passages it cites",
@@ -278,11 +283,12 @@ METRICS = {
 }
 
 
-def task_success(score: dict) -> bool:
+def task_success(score: dict, lenient: bool = False) -> bool:
     """One scored answer (:func:`score_answer`) handled right under the contract: answerable -> a
-    compliant answer citing a gold passage; otherwise -> the refusal, alone."""
+    compliant answer citing a gold passage and naming its object (``lenient``: citing it is
+    enough); otherwise -> the refusal, alone."""
     if score["answerable"]:
-        return score["compliant"] and bool(score["correct"])
+        return score["compliant"] and bool(score["correct (lenient)" if lenient else "correct"])
     return score["compliant"] and score["refusal"]
 
 
@@ -299,6 +305,7 @@ def summarize(scores: list[dict]) -> dict:
     answered = [s for s in answerable if not s["refusal"]]
     out = {
         "task success": mean(task_success(s) for s in scores),
+        "task success (lenient)": mean(task_success(s, lenient=True) for s in scores),
         "format compliance": mean(s["compliant"] for s in scores),
         "cited-source correctness": mean(s["correct"] for s in answered),
         "faithfulness": mean(s["faithfulness"] if s["faithfulness"] is not None else 0.0 for s in answered),
@@ -312,7 +319,7 @@ def summarize(scores: list[dict]) -> dict:
 # --------------------------------------------------------------------------------- uncertainty
 #: The metrics whose question group does not depend on the system (all questions, or one kind of
 #: question), so two systems can be compared question by question (:func:`paired_tests`).
-PAIRED_METRICS = ("task success", "format compliance", "false refusals (answerable)",
+PAIRED_METRICS = ("task success", "task success (lenient)", "format compliance", "false refusals (answerable)",
                   "refusal (answer not in sources)", "refusal (out-of-scope)")
 
 #: How the notebooks name the three kinds of question.
@@ -331,7 +338,7 @@ def per_question(scores: list[dict], ids: list[str] | None = None):
     for s in scores:
         answered = s["answerable"] and not s["refusal"]
         rows.append([
-            float(task_success(s)), float(s["compliant"]),
+            float(task_success(s)), float(task_success(s, lenient=True)), float(s["compliant"]),
             float(bool(s["correct"])) if answered else nan,
             (s["faithfulness"] if s["faithfulness"] is not None else 0.0) if answered else nan,
             float(s["refusal"]) if s["kind"] == "out_of_scope" else nan,
@@ -596,66 +603,20 @@ def search_stack(retriever, corpus: dict, queries: dict[str, str], candidates: i
 
 
 # --------------------------------------------------------------------------------- records
-def shown_passages(doc_ids: list[str], corpus: dict, max_words: int | None, scores: dict | None = None) -> list[dict]:
-    """The passages a prompt shows, in order: ``{"doc_id", "text"}`` (the text cut to ``max_words``),
-    with ``"score"`` (the search stack's) when ``scores`` are given."""
-    out = [{"doc_id": d, "text": truncate_words(passage_text(corpus[d]), max_words)} for d in doc_ids]
-    if scores:
-        for p in out:
-            if p["doc_id"] in scores:
-                p["score"] = round(float(scores[p["doc_id"]]), 6)
-    return out
-
-
-def contains_sentence(passage: str, sentence: str) -> bool:
-    """Whether ``passage`` holds ``sentence`` (case and whitespace ignored): where an answer can be read."""
-    return _norm(sentence) in _norm(passage)
-
-
-def answerable_record(rid: str, question: str, doc_ids: list[str], gold: str, corpus: dict,
-                      summary: str, max_words: int | None, scores: dict | None = None,
-                      citation_first: bool = False) -> dict | None:
-    """A record whose answer cites the gold passage at its position in ``doc_ids``.
-
-    Returns None when the reference answer would not be grounded: the summary sentence is not in
-    the (truncated) gold passage, or another shown passage also contains it (ambiguous source).
-    ``scores`` = ``{doc_id: stack confidence}`` kept with each passage; ``citation_first``: the
-    reference answer's format (:func:`reference_answer`).
-    """
-    passages = shown_passages(doc_ids, corpus, max_words, scores)
-    pos = doc_ids.index(gold) + 1
-    if not summary or not contains_sentence(passages[pos - 1]["text"], summary):
-        return None
-    if any(contains_sentence(p["text"], summary) for i, p in enumerate(passages, 1) if i != pos):
-        return None
-    answer = reference_answer(corpus[gold].get("title") or "", summary, pos, citation_first)
-    if not answer_name(corpus[gold].get("title") or "") or support(_EXACT.sub(" ", answer), [passages[pos - 1]["text"]]) < 1.0:
-        return None
-    return {"id": rid, "question": question, "passages": passages, "answerable": True,
-            "answer": answer, "cited": [pos], "kind": "answerable"}
-
-
-def refusal_record(rid: str, question: str, doc_ids: list[str], corpus: dict, max_words: int | None,
-                   kind: str, scores: dict | None = None) -> dict:
-    """A record whose right answer is :data:`REFUSAL` (``kind``: "out_of_scope" or "unanswerable")."""
-    return {"id": rid, "question": question, "passages": shown_passages(doc_ids, corpus, max_words, scores),
-            "answerable": False, "answer": REFUSAL, "cited": [], "kind": kind}
-
-
 def question_order(qrels: dict, split: str, seed: int = 42) -> list[str]:
-    """The seeded order in which :func:`build_datasets` takes the questions of ``split``."""
+    """The seeded order in which ``generator_data.eval_records`` takes the questions of ``split``."""
     return seeded_order(qrels.get(split, {}), seed, salt=split)
 
 
 def oos_order(out_of_scope: list[dict], split: str, seed: int = 42) -> list[dict]:
-    """The seeded order in which :func:`build_datasets` takes the out-of-scope questions of ``split``."""
+    """The seeded order in which the notebooks take the out-of-scope questions of ``split``."""
     by_id = {r["id"]: r for r in out_of_scope if r["split"] == split}
     return [by_id[i] for i in seeded_order(by_id, seed)]
 
 
 def questions_to_rank(queries: dict, qrels: dict, out_of_scope: list[dict], sizes: dict[str, dict],
                       pool: float = 2.0, seed: int = 42) -> dict[str, str]:
-    """The questions :func:`build_datasets` may need for ``sizes``, so that only those are searched.
+    """The questions ``generator_data``'s record builders may need for ``sizes``, so that only those are searched.
 
     Per split: the first ``pool`` x (answerable + unanswerable) in-domain questions of
     :func:`question_order` (some are dropped by the grounding filters, hence the margin) and the
@@ -707,100 +668,6 @@ def faq_out_of_scope(queries: dict[str, str], query_meta: dict[str, dict]) -> li
     return out
 
 
-def build_datasets(corpus: dict, queries: dict, qrels: dict, query_meta: dict, out_of_scope: list[dict],
-                   ranked: dict[str, list[str]], sizes: dict[str, dict], k: int = 3,
-                   max_words: int | None = 45, max_overlap: float = 0.5, skip=(),
-                   seed: int = 42, scores: dict | None = None, citation_first: bool = False,
-                   train_order: str = "stack", near_miss: str = "skip") -> dict[str, list[dict]]:
-    """Generation records for each split, from BEIR data and the search stack's rankings.
-
-    In: the BEIR corpus/queries/qrels-by-split/query metadata (``metadata.summary`` = the positive
-    passage's first sentence), out-of-scope records ``{"id", "question", "split"}``, ``ranked``
-    (:func:`search_stack`, over every question used), ``sizes`` =
-    ``{split: {"answerable": n, "unanswerable": n, "out_of_scope": n}}``, ``k`` passages per prompt,
-    ``max_words`` per passage, ``skip`` = question ids not to use (e.g. those of another
-    dataset), ``scores`` = the stack's ``{qid: {doc_id: confidence}}`` (kept as each passage's
-    ``"score"``), ``citation_first`` = the reference answers' format. Questions missing from
-    ``ranked`` are skipped too.
-
-    Three kinds of record (``kind``):
-
-    * ``answerable`` — the shown passages hold the answer: only questions whose gold passage the
-      stack ranked in its top k are used, in the stack's order, in every split ("train as you
-      test"). ``train_order="random"`` instead puts the gold passage at a random position among
-      the top-(k-1) retrieved ones in ``train``.
-    * ``unanswerable`` — an in-domain question shown passages *other than* its gold one
-      (near-misses: same module, similar words). A shown passage might answer after all when it
-      contains the gold summary sentence, is another part of the gold object, or shares more than
-      ``max_overlap`` of the question's content words (:func:`overlap`); a refusal label there
-      would teach the model to refuse answerable questions. ``near_miss="skip"``: such passages
-      are skipped, the next ones in the stack's order shown (the question is dropped when fewer
-      than k remain among the candidates); ``near_miss="drop"``: the question is dropped when one
-      of its top k is such a passage.
-    * ``out_of_scope`` — a question about another tool, shown its top-k retrieved passages.
-
-    Out: ``{split: [record, ...]}``, records following ``data.GENERATION_FIELDS`` plus ``kind``
-    and ``qid`` (the question's id); questions are taken in a seeded order
-    (:func:`question_order`), so the same arguments give the same records.
-    """
-    if train_order not in ("stack", "random") or near_miss not in ("skip", "drop"):
-        raise ValueError(f"train_order must be 'stack' or 'random' (got {train_order!r}); "
-                         f"near_miss must be 'skip' or 'drop' (got {near_miss!r})")
-    out = {}
-    skip = set(skip)
-    scores = scores or {}
-    for split, want in sizes.items():
-        order = [q for q in question_order(qrels, split, seed) if q in ranked and q not in skip]
-        rng = random.Random(stable_hash(f"{seed}|{split}|positions"))
-        recs, used = [], set()
-        n_ans = n_un = 0
-        for qid in order:  # answerable first: each question is used for one kind only
-            if n_ans >= want.get("answerable", 0):
-                break
-            gold = next(d for d, s in qrels[split][qid].items() if s > 0)
-            top = ranked[qid][:k]
-            if split == "train" and train_order == "random":
-                top = [d for d in ranked[qid] if d != gold][: k - 1]
-                top.insert(rng.randrange(k), gold)
-            elif gold not in top:
-                continue
-            rec = answerable_record(f"{split}-ans-{qid}", queries[qid], top, gold, corpus,
-                                    query_meta.get(qid, {}).get("summary", ""), max_words,
-                                    scores.get(qid), citation_first)
-            if rec:
-                rec["qid"] = qid
-                recs.append(rec)
-                used.add(qid)
-                n_ans += 1
-        for qid in order:
-            if n_un >= want.get("unanswerable", 0):
-                break
-            if qid in used:
-                continue
-            gold = next(d for d, s in qrels[split][qid].items() if s > 0)
-            summary = query_meta.get(qid, {}).get("summary", "")
-            gold_name = answer_name(corpus[gold].get("title") or "").split(".")[-1]
-
-            def might_answer(d):
-                return ((summary and contains_sentence(passage_text(corpus[d]), summary))
-                        or answer_name(corpus[d].get("title") or "").split(".")[-1] == gold_name
-                        or overlap(queries[qid], passage_text(corpus[d])) > max_overlap)
-
-            others = [d for d in ranked[qid] if d != gold]
-            shown = [d for d in others if not might_answer(d)][:k] if near_miss == "skip" else others[:k]
-            if len(shown) < k or (near_miss == "drop" and any(might_answer(d) for d in shown)):
-                continue
-            recs.append({**refusal_record(f"{split}-un-{qid}", queries[qid], shown, corpus, max_words,
-                                          "unanswerable", scores.get(qid)), "qid": qid})
-            n_un += 1
-        oos = [r for r in oos_order(out_of_scope, split, seed) if r["id"] in ranked and r["id"] not in skip]
-        for r in oos[: want.get("out_of_scope", 0)]:
-            recs.append({**refusal_record(f"{split}-oos-{r['id']}", r["question"], ranked[r["id"]][:k], corpus,
-                                          max_words, "out_of_scope", scores.get(r["id"])), "qid": r["id"]})
-        out[split] = recs
-    return out
-
-
 def write_generation_jsonl(path: str | Path, records: list[dict]) -> Path:
     """Write records as JSONL (one per line, UTF-8), atomically; read back with ``data.load_generation_jsonl``."""
     from .config import atomic_write_text
@@ -820,12 +687,12 @@ def chat_example(record: dict, few_shot: bool | list[dict] = True, answer: str |
 # --------------------------------------------------------------------------------- the rule baseline
 def rule_answer(record: dict, threshold: float, citation_first: bool = False) -> str:
     """The extractive rule baseline: refuse when the stack's confidence in Source 1 (its
-    ``"score"``, see :func:`build_datasets`) is below ``threshold``; otherwise copy Source 1's
+    ``"score"``, kept by ``generator_data``'s records) is below ``threshold``; otherwise copy Source 1's
     object name and first sentence and cite ``[Source 1]`` (:func:`extractive_answer`)."""
     top = record["passages"][0]
     if top.get("score") is None:
         raise ValueError(f"record {record.get('id')!r} has no stack score on its passages: build the records "
-                         "with build_datasets(..., scores=...) from search_stack(..., return_scores=True)")
+                         "with generator_data's record builders (scores=...) from search_stack(..., return_scores=True)")
     return REFUSAL if top["score"] < threshold else extractive_answer(top["text"], 1, citation_first)
 
 
@@ -853,7 +720,8 @@ def choose_threshold(records: list[dict], citation_first: bool = False):
 # --------------------------------------------------------------------------------- generation
 def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int = 64,
              batch_size: int = 8, progress: bool | None = None, prefix: str = "", samples: int = 0,
-             temperature: float = 1.0, top_p: float = 1.0, seed: int = 0) -> tuple[list, list, list[float]]:
+             temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
+             precision: str = "fp32") -> tuple[list, list, list[float]]:
     """Answers for chat prompts, in batches with left padding: greedy, or ``samples`` sampled ones.
 
     In: a causal LM and its tokenizer (with a chat template), a list of message lists
@@ -864,6 +732,7 @@ def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int = 
     Greedy (``samples=0``): prompts of similar length are batched together. ``samples=n``: ``n``
     answers per prompt drawn with ``temperature`` and ``top_p`` (``num_return_sequences=n``), torch
     seeded with ``seed`` and the prompts batched in the given order, so a seed fixes the draws.
+    ``precision``: ``"bf16"`` generates under ``torch.autocast`` (``config.autocast``), ``"fp32"`` without.
     Out: ``(answers, new_token_counts, seconds)`` in the order of ``prompts`` (with ``samples``,
     ``answers[i]`` and ``new_token_counts[i]`` are lists of ``n``); ``seconds`` is each prompt's
     share of its batch's wall time.
@@ -871,7 +740,7 @@ def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int = 
     import torch
     from tqdm.auto import tqdm
 
-    from .config import show_progress
+    from .config import autocast, show_progress
 
     texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) + prefix for p in prompts]
     order = list(range(len(texts))) if samples else sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -893,7 +762,7 @@ def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int = 
             batch = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True,
                               add_special_tokens=False).to(model.device)
             t0 = time.perf_counter()
-            with torch.no_grad():
+            with torch.no_grad(), autocast(precision):
                 out = model.generate(**batch, max_new_tokens=max_new_tokens, **sampling,
                                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
             dt = (time.perf_counter() - t0) / len(idx)
@@ -913,18 +782,19 @@ def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int = 
 
 
 def evaluate(model, tokenizer, records: list[dict], few_shot: bool | list[dict] = True,
-             max_new_tokens: int = 64, batch_size: int = 8, progress: bool | None = None) -> dict:
+             max_new_tokens: int = 64, batch_size: int = 8, progress: bool | None = None,
+             precision: str = "fp32") -> dict:
     """Generate an answer for every record with the contract's prompt and score it.
 
     In: a causal LM + tokenizer, generation records, the prompt's few-shot setting
-    (:func:`build_messages`), generation settings.
+    (:func:`build_messages`), generation settings (``precision`` as in :func:`generate`).
     Out: ``{"metrics": summarize(...), "answers": [...], "scores": [...],
     "cost": {"prompt tokens per answer", "new tokens per answer", "seconds per answer"}}`` (the
     prompt tokens are what the model reads before it writes).
     """
     prompts = [build_messages(r["question"], [p["text"] for p in r["passages"]], few_shot=few_shot)
                for r in records]
-    answers, counts, seconds = generate(model, tokenizer, prompts, max_new_tokens, batch_size, progress)
+    answers, counts, seconds = generate(model, tokenizer, prompts, max_new_tokens, batch_size, progress, precision=precision)
     scores = [score_answer(a, r) for a, r in zip(answers, records)]
     prompt_tokens = sum(len(tokenizer(tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True),
                                       add_special_tokens=False)["input_ids"]) for p in prompts)

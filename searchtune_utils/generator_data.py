@@ -31,7 +31,7 @@ from .generation import (CITATION, REFUSAL, _EXACT, _norm, answer_name, oos_orde
                          reference_answer, truncate_words)
 
 __all__ = ["source_text", "truly_answers", "answerable", "refusal", "shown_record", "eval_records", "minimal_pairs",
-           "force_slot", "slot_counts", "slice_name", "SLICES"]
+           "force_slot", "slot_counts", "slice_name", "SLICES", "HARD_OVERLAP"]
 
 
 def _first_sentence(text: str) -> str:
@@ -220,20 +220,30 @@ def slot_counts(records: list[dict]) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
+#: A near-miss is "hard" when one of its shown passages holds at least this share of the question's
+#: content words (``generation.overlap``): it looks like an answer. Fixed in advance, not chosen on data,
+#: and independent of every system's score, so no system wins or loses a slice by its definition.
+HARD_OVERLAP = 0.5
+
 #: The test slices, in table order (:func:`slice_name`).
-SLICES = ("answerable, answer at Source 1", "answerable, answer at Source 2-3", "near-miss, hard (top score >= threshold)",
-          "near-miss, easy (top score < threshold)", "out-of-scope, rule-made", "out-of-scope, real (faqs)")
+SLICES = ("answerable, answer at Source 1", "answerable, answer at Source 2-3",
+          "near-miss, hard (a source holds >= half the question's words)",
+          "near-miss, easy (no source holds half the question's words)", "out-of-scope, rule-made", "out-of-scope, real (faqs)")
 
 
-def slice_name(record: dict, threshold: float) -> str:
+def slice_name(record: dict) -> str:
     """Which test slice a record belongs to (:data:`SLICES`): answerable by the answering passage's
-    slot; near-misses by whether the stack's confidence in Source 1 is at or above ``threshold``
-    (the rule baseline's — these are the near-misses the rule answers); out-of-scope by origin
-    (a real ``faqs`` question has a ``q-`` id, a rule-made one ``oos-``)."""
+    slot; near-misses by how much they look answered — whether a shown passage holds at least
+    :data:`HARD_OVERLAP` of the question's content words (a property of the prompt alone, not of
+    any system's score); out-of-scope by origin (a real ``faqs`` question has a ``q-`` id, a
+    rule-made one ``oos-``)."""
+    from .generation import overlap
+
     if record["kind"] == "answerable":
         return SLICES[0] if record["slot"] == 1 else SLICES[1]
     if record["kind"] == "unanswerable":
-        return SLICES[2] if float(record["passages"][0]["score"]) >= threshold else SLICES[3]
+        best = max((overlap(record["question"], p["text"]) for p in record["passages"]), default=0.0)
+        return SLICES[2] if best >= HARD_OVERLAP else SLICES[3]
     return SLICES[5] if str(record.get("qid", "")).startswith("q-") else SLICES[4]
 
 

@@ -78,7 +78,7 @@ def choose_decision_threshold(records: list[dict], scores: list[float], free: li
 
 
 def forced_answers(model, tokenizer, records: list[dict], free: list[str], max_new_tokens: int = 64,
-                   batch_size: int = 8) -> list[str | None]:
+                   batch_size: int = 8, precision: str = "fp32") -> list[str | None]:
     """For :func:`decide` and :func:`gated_answers`: where the model refused (``free`` = its greedy
     answers to ``records``, instruction-only prompt), its answer made to start with a citation
     (``generation.generate(..., prefix="[Source")``); None where it answered."""
@@ -87,7 +87,8 @@ def forced_answers(model, tokenizer, records: list[dict], free: list[str], max_n
     refused = [i for i, (a, r) in enumerate(zip(free, records)) if parse_answer(a, len(r["passages"]))["refusal"]]
     prompts = [build_messages(records[i]["question"], [p["text"] for p in records[i]["passages"]], few_shot=False)
                for i in refused]
-    made = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, prefix="[Source")[0] if refused else []
+    made = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, prefix="[Source",
+                    precision=precision)[0] if refused else []
     out: list[str | None] = [None] * len(records)
     for i, a in zip(refused, made):
         out[i] = a

@@ -32,11 +32,15 @@ def first_tokens(tokenizer) -> tuple[int, int]:
     return ids[0], ids[1]
 
 
-def decision_scores(model, tokenizer, records: list[dict], batch_size: int = 16, few_shot=False) -> list[float]:
+def decision_scores(model, tokenizer, records: list[dict], batch_size: int = 16, few_shot=False,
+                    precision: str = "fp32") -> list[float]:
     """log p(refusal's first token) − log p(citation's first token) at the start of the answer,
     for each record's prompt (``few_shot`` as in ``generation.build_messages``: none, as in
-    training, unless given). Higher = leans to refusing."""
+    training, unless given). Higher = leans to refusing. ``precision="bf16"``: the forward pass
+    under ``torch.autocast`` (``config.autocast``); the log-softmax is taken in fp32 either way."""
     import torch
+
+    from .config import autocast
 
     refuse_id, cite_id = first_tokens(tokenizer)
     texts = [tokenizer.apply_chat_template(build_messages(r["question"], [p["text"] for p in r["passages"]], few_shot=few_shot),
@@ -48,7 +52,7 @@ def decision_scores(model, tokenizer, records: list[dict], batch_size: int = 16,
     out = []
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), autocast(precision):
             for start in range(0, len(texts), batch_size):
                 batch = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
                                   add_special_tokens=False).to(model.device)
@@ -77,12 +81,14 @@ class DecisionAUCCallback(TrainerCallback):
     ``every`` optimiser steps, appended to ``state.log_history`` as ``{"step", "eval_decision_auc"}``
     (``plots.loss_curve`` draws it beside the loss) and kept in ``self.history``."""
 
-    def __init__(self, tokenizer, records: list[dict], every: int = 25, batch_size: int = 16):
+    def __init__(self, tokenizer, records: list[dict], every: int = 25, batch_size: int = 16, precision: str = "fp32"):
         self.tokenizer, self.records, self.every, self.batch_size = tokenizer, records, every, batch_size
+        self.precision = precision  # the dev probe runs in the training's precision
         self.history: list[dict] = []
 
     def _measure(self, model, state):
-        auc = decision_auc(decision_scores(model, self.tokenizer, self.records, self.batch_size), self.records)
+        scores = decision_scores(model, self.tokenizer, self.records, self.batch_size, precision=self.precision)
+        auc = decision_auc(scores, self.records)
         entry = {"step": state.global_step, "eval_decision_auc": round(auc, 4)}
         self.history.append(entry)
         state.log_history.append(entry)

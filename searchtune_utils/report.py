@@ -3,7 +3,9 @@
 Each results file (written by :func:`searchtune_utils.config.save_results`) holds
 ``metrics = {system: {metric: value}}``; an optional ``readme_systems`` list picks the rows shown.
 Run ``python -m searchtune_utils.report`` (``make report``) after the notebooks ran;
-``--record-smoke`` writes ``results/smoke_rehearsal.json`` after a smoke rehearsal (:func:`record_smoke`).
+``--record-smoke`` writes ``results/smoke_rehearsal.json`` after a smoke rehearsal (:func:`record_smoke`);
+``--record-precision COMMIT`` writes ``results/precision.json``, the bf16 runs against the fp32 runs
+committed at COMMIT (:func:`record_precision`).
 """
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ def notebooks_table(index=ROOT / "notebooks" / "index.toml") -> str:
             path = RESULTS_DIR / f"{stem}{suffix}.json"
             res = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
             timings = res.get("timings", {})
-            times.append(_minutes(timings.get("notebook total (s)", timings.get("notebook (s)"))))
+            shown = _minutes(timings.get("notebook total (s)", timings.get("notebook (s)")))
+            times.append(f"{shown} ({res['precision']})" if res.get("precision") and timings else shown)
         name = f"[{e['title']}](notebooks/{e['file']})" if exists else f"{e['title']} _(planned)_"
         out += f"| {stem[:2]} | {name} | {e['level']} | {times[0]} | {times[1]} | {e['learn']} |\n"
     return out
@@ -218,10 +221,72 @@ def record_smoke(path=SMOKE_RECORD) -> dict:
     return record
 
 
+PRECISION_RECORD = RESULTS_DIR / "precision.json"
+
+
+def _dev_metric(nb: str, res: dict):
+    """The stage's main dev metric in a results file, as ``(name, value, [low, high] or None)``."""
+    if nb == "01_finetune_embeddings":
+        return "dev nDCG@10 (fine-tuned embedder)", res["dev"]["after"]["nDCG@10"], None
+    if nb == "02_finetune_reranker":
+        best = max(res["dev_choice"].values(), key=lambda c: c["dev nDCG@10"])
+        return "dev nDCG@10 (best stack chosen on dev)", best["dev nDCG@10"], None
+    if nb == "03_finetune_generator_sft":
+        auc, low, high = res["decision_auc"]["SFT"]["dev"]
+        return "dev decision ROC AUC (SFT)", auc, [low, high]
+    if nb == "04_preference_tune_dpo":
+        auc, low, high = res["decision_auc"]["SFT + DPO (dev)"]
+        return "dev decision ROC AUC (SFT + DPO)", auc, [low, high]
+    if nb == "05_rewrite_queries":
+        chosen = res["dev_choices"]["novice"]["SFT + DPO"]
+        return "dev BM25 nDCG@10, novice queries, SFT + DPO rewrites (r chosen on dev)", chosen["dev nDCG@10 by r"][str(chosen["r"])], None
+    return None
+
+
+def record_precision(fp32_ref: str, notebooks=None, path=PRECISION_RECORD) -> dict:
+    """Write ``results/precision.json``: for each notebook whose committed results are a bf16 run,
+    the same notebook's fp32 run (``results/<notebook>.json`` at git commit ``fp32_ref``) beside it —
+    wall time, training time, the stage's main dev metric and its 95% interval where the run stored
+    one — and whether bf16 stayed inside the fp32 run's interval. The notebooks' headers state both
+    times; a test checks them against this record."""
+    import subprocess
+    import time
+
+    from .config import machine_info
+
+    record = {"what": "fp32 against bf16 autocast, one seed per stage, on the committed cpu-profile runs",
+              "fp32 runs": f"results/*.json at commit {fp32_ref}", "date": time.strftime("%Y-%m-%d"),
+              "machine": machine_info(), "notebooks": {}}
+    for nb in notebooks or [p.stem for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]:
+        now = json.loads((RESULTS_DIR / f"{nb}.json").read_text(encoding="utf-8"))
+        if now.get("precision") != "bf16":
+            continue
+        old = json.loads(subprocess.run(["git", "show", f"{fp32_ref}:results/{nb}.json"], cwd=ROOT, check=True,
+                                        capture_output=True, text=True).stdout)
+        entry = {}
+        for name, res in (("fp32", old), ("bf16", now)):
+            timings = res.get("timings", {})
+            train = {k: v for k, v in timings.items() if "training" in k or k.startswith("train ")}
+            metric = _dev_metric(nb, res)
+            entry[name] = {"notebook total (s)": timings.get("notebook total (s)"), "training (s)": train,
+                           **({"dev metric": metric[0], "value": round(metric[1], 4), "95% CI": metric[2]} if metric else {})}
+        entry["speed-up (notebook)"] = round(entry["fp32"]["notebook total (s)"] / entry["bf16"]["notebook total (s)"], 2)
+        ci = entry["fp32"].get("95% CI")
+        if ci:
+            entry["bf16 inside the fp32 run's 95% CI"] = ci[0] <= entry["bf16"]["value"] <= ci[1]
+        record["notebooks"][nb] = entry
+    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+    return record
+
+
 if __name__ == "__main__":
     import sys
 
-    if "--record-smoke" in sys.argv[1:]:
+    if "--record-precision" in sys.argv[1:]:
+        ref = sys.argv[sys.argv.index("--record-precision") + 1]
+        r = record_precision(ref)
+        print(f"results/{PRECISION_RECORD.name}: {', '.join(r['notebooks'])} against the fp32 runs at {ref}")
+    elif "--record-smoke" in sys.argv[1:]:
         r = record_smoke()
         print(f"results/{SMOKE_RECORD.name}: {r['notebook total (s)']} s over {len(r['notebooks (s)'])} notebooks")
     else:

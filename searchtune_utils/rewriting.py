@@ -211,10 +211,18 @@ def prf_queries(queries: dict[str, str], run: dict[str, dict[str, float]], corpu
     return out
 
 
-def weighted(raw: str, expansion: str, r: int = 1) -> str:
+#: The ``r`` of :func:`weighted` that deploys the raw query alone (the expansion dropped): the choice
+#: a dev set makes when no expansion helps.
+RAW_ONLY = "raw"
+
+
+def weighted(raw: str, expansion: str, r: int | str = 1) -> str:
     """The deployed query: the raw query ``r`` times, then the expansion. BM25 counts a word as
     often as the query holds it, so ``r`` is the raw words' weight against the added ones
-    (``r = 1``: plain concatenation). Out: one string."""
+    (``r = 1``: plain concatenation); ``r = RAW_ONLY`` (``"raw"``) drops the expansion. Out: one string."""
+    if r == RAW_ONLY:
+        return raw.strip()
+    r = int(r)
     if r < 1:
         raise ValueError(f"r must be >= 1 (got {r}): the raw query is always kept")
     return " ".join([raw.strip()] * r + [expansion.strip()]).strip()
@@ -284,16 +292,17 @@ def rewrite_messages(raw: str, few_shot: list[tuple[str, str]] = (), system: str
     return messages + [{"role": "user", "content": raw}]
 
 
-def choose_r(raw: dict[str, str], expansions: dict[str, str], evaluate, grid=(1, 2, 3, 4)) -> tuple[int, dict]:
+def choose_r(raw: dict[str, str], expansions: dict[str, str], evaluate, grid=(1, 2, 3, 4)) -> tuple[int | str, dict]:
     """The raw query's weight for a deployed query (:func:`weighted`), chosen on dev.
 
     In: dev raw queries ``{qid: raw}``, their expansions ``{qid: text}``, ``evaluate`` — a function
     from ``{qid: query text}`` to the mean score to maximise (e.g. BM25 nDCG@10 on dev) — and the
-    candidate weights. Out: ``(best r, {r: score})``; ties go to the smaller ``r``.
+    candidate weights, which may include :data:`RAW_ONLY` (the raw query alone). Out:
+    ``(best r, {r: score})``; ties go to the candidate listed first in ``grid``.
     """
     scores = {r: float(evaluate({q: weighted(raw[q], expansions.get(q, ""), r) for q in raw})) for r in grid}
     best = max(scores.values())
-    return min(r for r, v in scores.items() if v == best), scores
+    return next(r for r in grid if scores[r] == best), scores
 
 
 # ----------------------------------------------------------------------------- cleaning and stats
@@ -411,7 +420,7 @@ def load_rewriter(adapter_dir, base_model: str):
 
 
 def rewrite_queries(model, tokenizer, raw: dict[str, str], setup: dict, query_set: str = "expert",
-                    batch_size: int = 16) -> tuple[dict[str, str], dict[str, str]]:
+                    batch_size: int = 16, precision: str = "fp32") -> tuple[dict[str, str], dict[str, str]]:
     """Rewrite raw queries greedily with :func:`load_rewriter`'s model and deploy them as 05 did:
     :func:`clean_rewrite`, then :func:`weighted` with ``setup["r"][query_set]``.
     Out: ``(rewrites, deployed)``, both ``{qid: text}``; an empty rewrite deploys the raw query alone."""
@@ -419,7 +428,8 @@ def rewrite_queries(model, tokenizer, raw: dict[str, str], setup: dict, query_se
 
     ids = list(raw)
     prompts = [rewrite_messages(raw[q], system=setup["system_prompt"]) for q in ids]
-    answers, _, _ = generate(model, tokenizer, prompts, max_new_tokens=setup["max_new_tokens"], batch_size=batch_size)
+    answers, _, _ = generate(model, tokenizer, prompts, max_new_tokens=setup["max_new_tokens"], batch_size=batch_size,
+                              precision=precision)
     rewrites = {q: clean_rewrite(a, setup["target_words"]) for q, a in zip(ids, answers)}
-    r = int(setup["r"][query_set])
+    r = setup["r"][query_set]  # an int, or RAW_ONLY
     return rewrites, {q: weighted(raw[q], rewrites[q], r) for q in ids}

@@ -9,8 +9,8 @@
   (:func:`final_run`: the reranker's order or notebook 02's blend);
 * TREC run files (``qid Q0 docid rank score tag``) written and read back (:func:`write_trec_run`,
   :func:`read_trec_run`);
-* end-to-end records: what the generator is shown by one stack, and what the right answer then is
-  (:func:`stack_record`), answer token-F1 (:func:`token_f1`), user-level success
+* end-to-end scoring of what one stack showed the generator (``generator_data.shown_record``
+  builds those records): answer token-F1 (:func:`token_f1`), user-level success
   (:func:`e2e_success`) and which stage lost a failed answer (:func:`attribute_error`);
 * Holm's correction of several p-values (:func:`holm`), a bootstrap interval of a mean
   (:func:`mean_ci`) and per-stage latency and CPU cost (:func:`timed`, :func:`cost_row`).
@@ -165,48 +165,18 @@ def read_trec_run(path: str | Path) -> dict[str, dict[str, float]]:
 
 
 # ----------------------------------------------------------------------------- end-to-end records
-def stack_record(rid: str, question: str, shown: list[str], gold: str | None, corpus: dict, summary: str,
-                 max_words: int | None, scores: dict | None = None, citation_first: bool = False) -> dict:
-    """What one stack shows the generator for one question, and what the right answer then is.
-
-    ``shown`` = the stack's top-k doc ids, in its order; ``gold`` = the answering passage (None for
-    an out-of-scope question); ``summary`` = the sentence that answers (pydocs metadata).
-
-    * out-of-scope (``gold`` None): kind ``"out_of_scope"``, reference = the refusal;
-    * the answering passage is shown: kind ``"answerable"``, reference =
-      ``generation.reference_answer`` citing its position; ``cited`` also holds every other shown
-      passage that contains the summary sentence (a duplicate of the answer is an answer too);
-    * not shown, but another shown passage contains the summary sentence: answerable from that one;
-    * not shown at all: kind ``"unanswerable"``, reference = the refusal — the sources lack the
-      answer, so the contract's right answer is to refuse (notebook 03's near-miss rule).
-
-    Out: a record of ``data.GENERATION_FIELDS`` plus ``kind`` and ``gold_shown``; each passage
-    keeps its stack ``score`` when ``scores`` (``{doc_id: confidence}``) is given."""
-    from .generation import REFUSAL, contains_sentence, reference_answer, shown_passages
-
-    passages = shown_passages(shown, corpus, max_words, scores)
-    base = {"id": rid, "question": question, "passages": passages, "gold_shown": gold is not None and gold in shown}
-    if gold is None:
-        return {**base, "answerable": False, "answer": REFUSAL, "cited": [], "kind": "out_of_scope"}
-    holders = [i for i, p in enumerate(passages, 1) if summary and contains_sentence(p["text"], summary)]
-    if gold in shown and shown.index(gold) + 1 not in holders:
-        holders = sorted(holders + [shown.index(gold) + 1])
-    if not holders:
-        return {**base, "answerable": False, "answer": REFUSAL, "cited": [], "kind": "unanswerable"}
-    pos = shown.index(gold) + 1 if gold in shown else holders[0]
-    title = corpus[gold].get("title") or ""
-    return {**base, "answerable": True, "answer": reference_answer(title, summary, pos, citation_first),
-            "cited": holders, "kind": "answerable"}
-
-
-def e2e_success(score: dict) -> bool:
+def e2e_success(score: dict, answer_in_index: bool = True) -> bool:
     """User-level success of one scored answer (``generation.score_answer`` on a
-    :func:`stack_record`): an in-domain question is a success only when the answer is compliant
-    and cites a passage holding the answer; an out-of-scope question when it refuses. Unlike
-    ``generation.task_success``, a correct refusal of an in-domain question whose answering
-    passage the stack did not show (kind ``"unanswerable"``) is a failure: the user got no answer."""
+    ``generator_data.shown_record``): an in-domain question whose answer is in the index is a
+    success only when the answer is compliant and cites a passage holding the answer; an
+    out-of-scope question, or an in-domain one whose answer is not in the index
+    (``answer_in_index=False``: no stack could show it), when it refuses. Unlike
+    ``generation.task_success``, a refusal of an in-domain question whose answering passage is in
+    the index but was not shown (kind ``"unanswerable"``) is a failure: the stack lost the answer."""
     from .generation import task_success
 
+    if not answer_in_index:
+        return task_success(score)
     return score["kind"] != "unanswerable" and task_success(score)
 
 
@@ -238,21 +208,22 @@ def token_f1(prediction: str, reference: str) -> float:
 
 #: The stages :func:`attribute_error` can blame, in pipeline order.
 ERROR_STAGES = ("not in candidates (retriever)", "in candidates, below top-k (reranker did not lift it)",
-                "pushed out of top-k (reranker)", "shown, generator erred", "out-of-scope, generator answered")
+                "pushed out of top-k (reranker)", "shown, generator erred",
+                "nothing to answer from (out of scope, or not in the index), generator answered")
 
 
 def attribute_error(gold: str | None, candidates: list[str], shown: list[str], success: bool,
                     first_stage_top: list[str] | None = None) -> str | None:
     """Which stage lost one failed answer (None when ``success``).
 
-    In: the answering passage (None for an out-of-scope question), the first stage's candidates
+    In: the answering passage (None for an out-of-scope question, or one whose answer is not in the index), the first stage's candidates
     (what the retriever — after the rewriter, if any — passed on), the ``shown`` top-k, whether
     the answer succeeded (:func:`e2e_success`), and the first stage's own top-k
     (``first_stage_top``; None when the stack has no reranker).
     Out: one of :data:`ERROR_STAGES` — the answering passage never reached the candidates; it did,
     but is not in the shown top-k (the reranker pushed it out when the first stage alone would have
-    shown it, else it did not lift it); it was shown and the generator still erred; or an
-    out-of-scope question was answered."""
+    shown it, else it did not lift it); it was shown and the generator still erred; or a question
+    with nothing to answer from (out of scope, or its answer not in the index) was answered."""
     if success:
         return None
     if gold is None:

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import PROFILES, ROOT, artifact_dir, get_dataset_name, get_profile, quiet_notebook
+from .config import PRECISIONS, PROFILES, ROOT, artifact_dir, get_dataset_name, get_precision, get_profile, quiet_notebook
 
 ACCELERATE_CONFIGS = Path(__file__).resolve().parent / "accelerate"  # shipped launch configs (*.yaml)
 EMBEDDER_NOTEBOOK = "01_finetune_embeddings"
@@ -221,6 +221,10 @@ def train_embedder(opts) -> Path:
     # untouched copy for its before/after evaluations). On cuda:LOCAL_RANK under a launcher.
     model = SentenceTransformer(resolve_model(P["embedder"]))
     model.max_seq_length = P["max_seq_length"]
+    if opts.dropout_off:  # no random masks, which differ between 1 and N processes: a like-for-like comparison
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
     # Hard negatives: mined once, by the main process, with the untrained model (as notebook 01 does
     # before training), then sent to the other ranks. Every rank mining for itself would give the
     # same rows only if the encodings were bit-identical on every device, which GPUs do not promise
@@ -253,6 +257,7 @@ def train_embedder(opts) -> Path:
     # per optimiser step; the sampler makes that global batch the very one a single process would draw.
     trainer = embedder_trainer(
         model, train_dataset, loss, out.with_name(out.name + "-checkpoints"), P, seed=SEED,  # nothing is saved there
+        precision=get_precision(opts.precision),
         batch_size=per_device, max_steps=opts.max_steps if opts.max_steps else -1,
         **({} if processes == 1 else {"batch_sampler": _device_split_sampler_class()}))
     trainer.train()
@@ -260,7 +265,7 @@ def train_embedder(opts) -> Path:
         model.save(str(out))
         _write_summary(out, "embedder", profile, processes, start, trainer, dataset=dataset, loss=type(loss).__name__,
                        rows=len(train_dataset), per_device_batch=per_device, effective_batch=per_device * processes,
-                       gather_across_devices=True, base_model=P["embedder"])
+                       gather_across_devices=True, base_model=P["embedder"], dropout=not opts.dropout_off)
     _wait_for_all(processes)
     return out
 
@@ -302,6 +307,7 @@ def train_generator(opts) -> Path:
     # (transformers' average_tokens_across_devices, on by default), as in one process.
     sft_args = sft_config(
         out.with_name(out.name + "-checkpoints"), {**P, "batch_size": per_device, "grad_accum": accum}, SEED,
+        get_precision(opts.precision),
         train_sampling_strategy="sequential",  # as notebook 03: each minimal pair in one batch
         gradient_checkpointing=False,  # no recomputation: the same gradients, faster; memory is not the limit at 135M
         max_steps=opts.max_steps if opts.max_steps else -1)
@@ -375,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"folder to save to (default: {default_output}; never the notebook's own folder)")
         p.add_argument("--max-steps", type=int, default=None, metavar="N",
                        help="stop after N optimiser steps (default: the profile's epochs)")
+        p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                       help="fp32 (default) | bf16 | auto: bf16 autocast where the GPU or CPU has native bf16 "
+                            "(config.get_precision, as the notebooks' PRECISION)")
 
     emb = sub.add_parser("embedder", help="notebook 01: MultipleNegativesRankingLoss with mined hard negatives",
                          description="Notebook 01's training: pairs from the training split, hard negatives mined "
@@ -385,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="pydocs | faqs | a BEIR folder (default: $SEARCHTUNE_DATASET, else the profile's)")
     emb.add_argument("--max-queries", type=int, default=None, metavar="N",
                      help="keep at most N questions per split (default: the profile's max_queries)")
+    emb.add_argument("--dropout-off", action="store_true",
+                     help="train without dropout (every nn.Dropout at p=0): runs on 1 and N processes then differ only by "
+                          "the order of floating-point sums")
 
     gen = sub.add_parser("generator", help="notebook 03: SFT with LoRA (TRL SFTTrainer)",
                          description="Notebook 03's SFT: LoRA on the chat records of notebook 03's train.jsonl, "

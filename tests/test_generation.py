@@ -124,50 +124,21 @@ RANKED = {"q1": ["ceil", "trunc", "floor", "sqrt"], "q2": ["sqrt", "floor", "cei
 OOS_RECS = [{"id": "o1", "question": "How do I center a div in CSS?", "split": "test"}]
 
 
-def test_build_datasets_kinds_grounding_and_jsonl(tmp_path):
-    out = gen.build_datasets(CORPUS, QUERIES, QRELS, META, OOS_RECS, RANKED,
-                             sizes={"train": {"answerable": 1, "unanswerable": 1},
-                                    "test": {"answerable": 1, "out_of_scope": 1}}, k=3, max_words=20)
-    train, test = out["train"], out["test"]
-    assert [r["kind"] for r in train] == ["answerable", "unanswerable"]
-    ans = train[0]
-    gold_pos = ans["cited"][0]
-    assert ans["passages"][gold_pos - 1]["doc_id"] == next(iter(QRELS["train"][ans["id"].split("-")[-1]]))
-    assert gen.score_answer(ans["answer"], ans)["faithfulness"] == 1.0
-    un = train[1]
-    assert un["answer"] == REFUSAL and not un["answerable"] and un["cited"] == []
-    # test: gold ranked first by the stack, kept in the stack's order
-    assert test[0]["cited"] == [1] and test[0]["passages"][0]["doc_id"] == "sqrt"
-    assert test[1]["kind"] == "out_of_scope" and test[1]["answer"] == REFUSAL
-    path = gen.write_generation_jsonl(tmp_path / "test.jsonl", test)
-    assert [r["id"] for r in data.load_generation_jsonl(path)] == [r["id"] for r in test]
-    ex = gen.chat_example(test[0])
-    assert ex["completion"] == [{"role": "assistant", "content": test[0]["answer"]}]
-    assert ex["prompt"][-1]["role"] == "user"
-
-
-def test_unanswerable_rows_never_show_the_gold_passage():
-    out = gen.build_datasets(CORPUS, QUERIES, QRELS, META, [], RANKED,
-                             sizes={"train": {"answerable": 0, "unanswerable": 2}}, k=3, max_words=None)
-    for rec in out["train"]:
-        qid = rec["id"].split("-", 2)[-1]
-        gold = next(iter(QRELS["train"][qid]))
-        assert gold not in [p["doc_id"] for p in rec["passages"]]
-
-
 def test_metrics_table_is_json():
     json.dumps(gen.METRICS)
 
 
-def test_questions_to_rank_covers_what_build_datasets_uses():
+def test_questions_to_rank_takes_the_first_questions_of_each_split_with_a_margin(tmp_path):
     sizes = {"train": {"answerable": 1, "unanswerable": 1}, "test": {"answerable": 1, "out_of_scope": 1}}
     wanted = gen.questions_to_rank(QUERIES, QRELS, OOS_RECS, sizes, pool=2.0)
-    assert set(wanted) == {"q1", "q3", "q2", "o1"}
-    out = gen.build_datasets(CORPUS, QUERIES, QRELS, META, OOS_RECS, {q: RANKED[q] for q in wanted}, sizes, k=3)
-    assert {r["qid"] for recs in out.values() for r in recs} <= set(wanted)
-    again = gen.build_datasets(CORPUS, QUERIES, QRELS, META, OOS_RECS, RANKED, {"train": {"answerable": 2}},
-                               k=3, skip={r["qid"] for r in out["train"]})
-    assert not {r["qid"] for r in again["train"]} & {r["qid"] for r in out["train"]}
+    assert set(wanted) == {"q1", "q3", "q2", "o1"} and wanted["o1"] == OOS_RECS[0]["question"]
+    train_order = gen.question_order(QRELS, "train")
+    assert set(train_order[: int(2.0 * 2) + 1]) <= set(wanted)
+    assert gen.questions_to_rank(QUERIES, QRELS, OOS_RECS, {"train": {"answerable": 0}}, pool=2.0) == {train_order[0]: QUERIES[train_order[0]]}
+    recs = [{"id": "r1", "question": "q?", "passages": [{"text": "a"}], "answerable": False, "answer": REFUSAL,
+             "cited": [], "kind": "out_of_scope"}]
+    path = gen.write_generation_jsonl(tmp_path / "test.jsonl", recs)
+    assert [r["id"] for r in data.load_generation_jsonl(path)] == ["r1"]
 
 
 def test_generate_keeps_order_and_counts_tokens():
@@ -234,34 +205,6 @@ def test_choose_threshold_separates_answerable_from_refusals_on_dev():
     threshold, table = gen.choose_threshold(answerable + refuse)
     assert threshold == 2.5
     assert table["task success"].max() == 1.0 and set(table["threshold"]) >= {0.0, 2.5, 5.0}
-
-
-def test_build_datasets_stack_order_scores_and_citation_first():
-    scores = {q: {d: 10.0 - i for i, d in enumerate(docs)} for q, docs in RANKED.items()}
-    out = gen.build_datasets(CORPUS, QUERIES, QRELS, META, OOS_RECS, RANKED,
-                             sizes={"train": {"answerable": 2}, "test": {"answerable": 1, "out_of_scope": 1}},
-                             k=3, max_words=20, scores=scores, citation_first=True)
-    for rec in out["train"]:  # stack order in train too: the gold passage where the stack ranked it
-        gold = next(iter(QRELS["train"][rec["qid"]]))
-        assert [p["doc_id"] for p in rec["passages"]] == RANKED[rec["qid"]][:3]
-        assert rec["passages"][rec["cited"][0] - 1]["doc_id"] == gold
-        assert rec["answer"].startswith(f"[Source {rec['cited'][0]}] ")
-    assert [p["score"] for p in out["test"][0]["passages"]] == [10.0, 9.0, 8.0]
-    assert gen.answer_positions(out["train"] + out["test"]).to_dict() == {
-        "Source 1": 2, "Source 2": 0, "Source 3": 1, "not shown (near-miss)": 0, "out-of-scope question": 1}
-    with pytest.raises(ValueError, match="train_order"):
-        gen.build_datasets(CORPUS, QUERIES, QRELS, META, [], RANKED, {"train": {}}, train_order="shuffled")
-
-
-def test_near_misses_skip_a_passage_that_might_answer_instead_of_dropping_the_question():
-    corpus = {**CORPUS, "floor2": {"title": "decimal.Decimal.floor(self)", "text": "Round down, the floor."},
-              "pow": {"title": "math.pow(x, y, /)", "text": "Return x**y (x to the power of y)."}}
-    ranked = {"q1": ["floor", "floor2", "ceil", "trunc", "pow", "sqrt"]}
-    sizes = {"train": {"answerable": 0, "unanswerable": 1}}
-    qrels = {"train": {"q1": {"floor": 1}}}
-    skip = gen.build_datasets(corpus, QUERIES, qrels, META, [], ranked, sizes, k=3)["train"]
-    assert [p["doc_id"] for p in skip[0]["passages"]] == ["ceil", "trunc", "pow"]  # floor2: same object name
-    assert gen.build_datasets(corpus, QUERIES, qrels, META, [], ranked, sizes, k=3, near_miss="drop")["train"] == []
 
 
 def test_faq_out_of_scope_keeps_questions_that_name_their_tool():
@@ -376,11 +319,11 @@ def test_load_search_stack_reads_notebook_02s_choice_and_says_what_fell_back(tmp
     assert stack["fell_back"] == ["retriever", "reranker"] and stack["weight"] is None
     assert "fell back" in capsys.readouterr().out
     (config.artifact_dir("02_finetune_reranker", "model", "smoke")).mkdir(parents=True)
-    config.save_results("02_finetune_reranker", "smoke", {}, models={"retriever": "minilm", "best reranker": "ListNet",
+    config.save_results("02_finetune_reranker", "smoke", {}, precision="fp32", models={"retriever": "minilm", "best reranker": "ListNet",
                                                                       "blend weight w": 0.3})
     stack = gen.load_search_stack("smoke", load_models=False, verbose=False)
     assert stack["weight"] == 0.3 and stack["fell_back"] == ["retriever"] and stack["notes"] == []
     assert "w = 0.3" in stack["parts"]["order"] and stack["parts"]["confidence"] == "the reranker's raw score"
-    config.save_results("02_finetune_reranker", "smoke", {}, models={"retriever": "minilm", "blend weight w": 0.0})
+    config.save_results("02_finetune_reranker", "smoke", {}, precision="fp32", models={"retriever": "minilm", "blend weight w": 0.0})
     stack = gen.load_search_stack("smoke", load_models=False, verbose=False)
     assert stack["weight"] is None and stack["reranker_path"] is None and "w = 0" in stack["parts"]["reranker"]

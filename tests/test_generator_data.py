@@ -89,22 +89,43 @@ def test_force_slot_moves_the_answer_and_its_citation():
     assert gen.task_success(gen.score_answer(moved["answer"], moved))
 
 
-def test_correct_needs_the_gold_name_or_sentence():
+def test_correct_needs_the_gold_name():
     queries, qrels, meta, ranked, scores = _split(["ceil"], "test")
     rec = gd.eval_records("test", {"answerable": 1}, CORPUS, queries, qrels, meta, [], ranked, scores)[0]
     assert gen.score_answer("[Source 1] math.ceil rounds up.", rec)["correct"]
-    assert gen.score_answer("[Source 1] Return the ceiling of x as an integral.", rec)["correct"]
+    sentence_only = gen.score_answer("[Source 1] Return the ceiling of x as an integral.", rec)
+    assert sentence_only["correct"] is False and sentence_only["correct (lenient)"]  # the strict scorer wants the name
     wrong = gen.score_answer("[Source 1] math.floor rounds down.", rec)
     assert wrong["correct"] is False and gen.error_kind(wrong, rec) == "cites the right source, names something else"
+    assert wrong["correct (lenient)"] and gen.task_success(wrong, lenient=True) and not gen.task_success(wrong)
+
+
+def test_a_name_that_is_a_prefix_of_the_gold_name_is_wrong():
+    """notebook 04's example: the right sentence under the wrong method's name."""
+    rec = {"id": "t1", "question": "how do I add a TarInfo object to an archive?", "answerable": True, "cited": [1],
+           "kind": "answerable", "gold_name": "tarfile.TarFile.addfile",
+           "passages": [{"text": "tarfile.TarFile.addfile(tarinfo, fileobj=None)\nAdd the TarInfo object tarinfo to the archive."},
+                        {"text": "tarfile.TarFile.add(name, arcname=None)\nAdd the file name to the archive."}]}
+    wrong = gen.score_answer("[Source 1] tarfile.TarFile.add: Add the TarInfo object `tarinfo' to the archive.", rec)
+    assert wrong["correct"] is False and wrong["correct (lenient)"] is True
+    right = gen.score_answer("[Source 1] tarfile.TarFile.addfile: Add the TarInfo object `tarinfo' to the archive.", rec)
+    assert right["correct"] and gen.task_success(right)
+    assert gen.score_answer("[Source 1] Use TARFILE.TARFILE.ADDFILE.", rec)["correct"]  # case ignored
+    other = {**rec, "gold_name": "tarfile.TarFile.add"}  # and the longer name does not name the shorter one
+    assert gen.score_answer("[Source 1] tarfile.TarFile.addfile: Add the TarInfo object.", other)["correct"] is False
 
 
 def test_slices():
     queries, qrels, meta, ranked, scores = _split(["ceil", "floor"], "test")
     ranked["q-ceil"] = ["trunc", "ceil", "fsum"]
     recs = gd.eval_records("test", {"answerable": 1, "unanswerable": 1}, CORPUS, queries, qrels, meta, [], ranked, scores)
-    names = [gd.slice_name(r, threshold=0.5) for r in recs]
-    assert names == ["answerable, answer at Source 2-3", "near-miss, hard (top score >= threshold)"]
-    assert gd.slice_name(recs[1], threshold=2.0) == "near-miss, easy (top score < threshold)"
+    names = [gd.slice_name(r) for r in recs]
+    assert names[0] == "answerable, answer at Source 2-3" and names[1].startswith("near-miss")
+    near = recs[1]
+    looks_answered = {**near, "question": "how do I return the ceiling of x", "passages": [{"text": "Return the ceiling of x.", "score": -9.0}]}
+    looks_unrelated = {**near, "question": "how do I return the ceiling of x", "passages": [{"text": "Sum of floats.", "score": 9.0}]}
+    assert gd.slice_name(looks_answered) == gd.SLICES[2]   # by the words the sources share, whatever the stack's score
+    assert gd.slice_name(looks_unrelated) == gd.SLICES[3]
 
 
 def test_overlap_rule_answers_from_the_best_matching_source():
@@ -201,11 +222,11 @@ def test_forced_answers_only_where_the_model_refused(monkeypatch):
     recs = [_rec(0.9, True), _rec(0.5, True), _rec(0.1, False)]
     calls = []
 
-    def fake_generate(model, tok, prompts, max_new_tokens=64, batch_size=8, progress=None, prefix=""):
-        calls.append((len(prompts), prefix))
+    def fake_generate(model, tok, prompts, max_new_tokens=64, batch_size=8, progress=None, prefix="", precision="fp32"):
+        calls.append((len(prompts), prefix, precision))
         return [prefix + " 1] forced"] * len(prompts), [3] * len(prompts), [0.0] * len(prompts)
 
     monkeypatch.setattr(gen, "generate", fake_generate)
-    out = gs.forced_answers(None, None, recs, [REFUSAL, "[Source 1] math.ceil: x.", REFUSAL])
-    assert out == ["[Source 1] forced", None, "[Source 1] forced"] and calls == [(2, "[Source")]
+    out = gs.forced_answers(None, None, recs, [REFUSAL, "[Source 1] math.ceil: x.", REFUSAL], precision="bf16")
+    assert out == ["[Source 1] forced", None, "[Source 1] forced"] and calls == [(2, "[Source", "bf16")]
     assert gs.forced_answers(None, None, recs[:1], ["[Source 1] a."]) == [None] and len(calls) == 1

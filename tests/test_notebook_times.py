@@ -13,6 +13,11 @@ table shows. A GPU time is stated only where a `gpu`-profile run was measured
 same way; otherwise the row says "on a GPU: not measured yet" or nothing about a GPU.
 ``notebooks/index.toml`` states no times: the README's table reads them from the results files.
 
+Right after the CPU time the row names the precision of that run, as its results file records it:
+``(bf16)`` or ``(fp32)``. A bf16 run also states the fp32 time of the same notebook, "; about M
+minutes in fp32", checked the same way against the fp32 run recorded in ``results/precision.json``
+(the fp32-vs-bf16 comparison of each stage on dev, and why each notebook runs in the precision it does).
+
 The README states the smoke rehearsal's time in the form ``about N minutes on a 2-core laptop CPU
 for the nine notebooks``; it is checked, with the same tolerance, against the rehearsal recorded in
 ``results/smoke_rehearsal.json`` (the sum of the nine notebooks' smoke run times), so that no test
@@ -35,6 +40,9 @@ GPU_NOT_MEASURED = "on a GPU: not measured yet"
 CPU_TIME = re.compile(r"\babout (\d+) (minutes?) on a 2-core laptop CPU in the `cpu` profile")
 SMOKE_FORM = "about {n} {unit} on a 2-core laptop CPU for the nine notebooks"
 SMOKE_TIME = re.compile(r"\babout (\d+) (minutes?) on a 2-core laptop CPU for the nine notebooks")
+PRECISION_ROW = re.compile(r"in the `cpu` profile \((bf16|fp32)\)")
+FP32_FORM = "about {n} {unit} in fp32"
+FP32_TIME = re.compile(r"\babout (\d+) (minutes?) in fp32\b")
 GPU_TIME = re.compile(r"\babout (\d+) (minutes?) on a GPU in the `gpu` profile")
 
 
@@ -113,6 +121,23 @@ def test_header_time_agrees_with_the_measured_time(path):
     else:
         problem = check_gpu_claim(path.stem, row)
     assert problem is None, problem
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_header_names_the_precision_of_the_measured_run(path):
+    row = time_row(json.loads(path.read_text(encoding="utf-8")))
+    results = json.loads((RESULTS / f"{path.stem}.json").read_text(encoding="utf-8"))
+    assert results.get("precision") in ("bf16", "fp32"), f"results/{path.stem}.json records no precision: rerun the notebook"
+    stated = PRECISION_ROW.search(row)
+    assert stated, (f"{path.stem}: the header's time does not name its precision; write \"in the `cpu` profile "
+                    f"({results['precision']})\". The row: {row}")
+    assert stated.group(1) == results["precision"], (f"{path.stem}: the header says {stated.group(1)}, "
+                                                      f"results/{path.stem}.json says {results['precision']}")
+    if results["precision"] == "bf16":
+        record = json.loads((RESULTS / "precision.json").read_text(encoding="utf-8"))["notebooks"].get(path.stem, {})
+        seconds = record.get("fp32", {}).get("notebook total (s)")
+        problem = check_time(path.stem, row, FP32_TIME, FP32_FORM, seconds, "results/precision.json (fp32)")
+        assert problem is None, problem
 
 
 def test_index_toml_states_no_time():

@@ -118,7 +118,10 @@ def test_prompt_and_choose_r():
     best, scores = rw.choose_r(raw, exp, evaluate, grid=(1, 2, 3))
     assert best == 2 and scores == {1: -1.0, 2: 0.0, 3: -1.0}
     assert seen[0] == {"a": "x e", "b": "y"}
-    assert rw.choose_r(raw, exp, lambda t: 1.0, grid=(3, 1, 2))[0] == 1   # ties: the smaller r
+    assert rw.choose_r(raw, exp, lambda t: 1.0, grid=(1, 2, 3))[0] == 1   # ties: the first in the grid
+    # the raw query alone is a candidate too: dev picks it when every expansion hurts
+    best, scores = rw.choose_r(raw, exp, lambda t: -len(t["a"].split()), grid=(1, 2, rw.RAW_ONLY))
+    assert best == rw.RAW_ONLY and scores[rw.RAW_ONLY] == -1.0
 
 
 def test_first_words_query_is_the_novice_rule():
@@ -144,6 +147,7 @@ def test_raw_queries_with_the_first_words_rule():
 def test_weighted_repeats_the_raw_query():
     assert rw.weighted("os cwd", "Return the current directory.", 2) == "os cwd os cwd Return the current directory."
     assert rw.weighted("os cwd", "", 1) == "os cwd"
+    assert rw.weighted("os cwd", "Return the current directory.", rw.RAW_ONLY) == "os cwd"
     with pytest.raises(ValueError, match="r must be >= 1"):
         rw.weighted("os cwd", "x", 0)
 

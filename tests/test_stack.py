@@ -2,7 +2,7 @@
 error attribution, token-F1 and Holm's correction, on hand-made cases."""
 import pytest
 
-from searchtune_utils import generation, metrics, stack
+from searchtune_utils import generation, generator_data, metrics, stack
 
 
 def test_ablation_grid_is_complete_and_named_deterministically():
@@ -97,15 +97,15 @@ CORPUS = {
 SUMMARY = "Return the floor of x as an Integral."
 
 
-def test_stack_record_reference_depends_on_what_the_stack_shows():
-    shown = stack.stack_record("r", "round down?", ["o", "g"], "g", CORPUS, SUMMARY, 40, citation_first=True)
-    assert shown["kind"] == "answerable" and shown["cited"] == [2] and shown["gold_shown"]
+def test_shown_records_and_end_to_end_success():
+    shown = generator_data.shown_record("r", "round down?", ["o", "g"], "g", CORPUS, SUMMARY, max_words=40)
+    assert shown["kind"] == "answerable" and shown["cited"] == [2] and shown["slot"] == 2
     assert shown["answer"] == "[Source 2] math.floor: Return the floor of x as an Integral."
-    missed = stack.stack_record("r", "round down?", ["o"], "g", CORPUS, SUMMARY, 40)
-    assert missed["kind"] == "unanswerable" and missed["answer"] == generation.REFUSAL and not missed["gold_shown"]
-    dup = stack.stack_record("r", "round down?", ["o", "dup"], "g", CORPUS, SUMMARY, 40)
-    assert dup["kind"] == "answerable" and dup["cited"] == [2]
-    oos = stack.stack_record("r", "perl hash?", ["o"], None, CORPUS, "", 40)
+    missed = generator_data.shown_record("r", "round down?", ["o"], "g", CORPUS, SUMMARY, max_words=40)
+    assert missed["kind"] == "unanswerable" and missed["answer"] == generation.REFUSAL and missed["slot"] == 0
+    dup = generator_data.shown_record("r", "round down?", ["o", "dup"], "g", CORPUS, SUMMARY, max_words=40)
+    assert dup["kind"] == "answerable" and dup["cited"] == [2]  # another passage holding the sentence answers too
+    oos = generator_data.shown_record("r", "perl hash?", ["o"], None, CORPUS, "", max_words=40)
     assert oos["kind"] == "out_of_scope" and oos["answer"] == generation.REFUSAL
     # e2e success: a right refusal of an in-domain question whose passage was not shown is still a failure
     refused = generation.score_answer(generation.REFUSAL, missed)
@@ -114,6 +114,9 @@ def test_stack_record_reference_depends_on_what_the_stack_shows():
     assert stack.e2e_success(answered)
     assert stack.e2e_success(generation.score_answer(generation.REFUSAL, oos))
     assert not stack.e2e_success(generation.score_answer(generation.REFUSAL, shown))
+    # ... but when the answer is not in the index at all, the refusal is what the user should get
+    assert stack.e2e_success(refused, answer_in_index=False)
+    assert not stack.e2e_success(generation.score_answer("[Source 1] math.ceil: Return the ceiling.", missed), answer_in_index=False)
 
 
 def test_error_attribution_on_hand_made_cases():
@@ -124,7 +127,7 @@ def test_error_attribution_on_hand_made_cases():
     assert stack.attribute_error("g", cands, ["a", "b"], False, first_stage_top=["a", "b"]).startswith("in candidates, below top-k")
     assert stack.attribute_error("g", cands, ["a", "b"], False) .startswith("in candidates, below top-k")
     assert stack.attribute_error("g", cands, ["g", "a"], False) == "shown, generator erred"
-    assert stack.attribute_error(None, cands, ["a"], False) == "out-of-scope, generator answered"
+    assert stack.attribute_error(None, cands, ["a"], False) == stack.ERROR_STAGES[4]  # nothing to answer from
     assert set(stack.ERROR_STAGES) >= {stack.attribute_error("x", cands, [], False)}
 
 

@@ -1,4 +1,7 @@
 """Paired statistics, slice evaluation and the dataset-aware file names."""
+import json
+import platform
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -77,7 +80,7 @@ def test_dataset_aware_paths(monkeypatch):
 
 def test_earlier_run_only_when_the_data_match(tmp_path, monkeypatch):
     monkeypatch.setattr(config, "RESULTS_DIR", tmp_path)
-    config.save_results("00_x", "cpu", {"BM25": {"nDCG@10": 0.5}}, dataset="faqs",
+    config.save_results("00_x", "cpu", {"BM25": {"nDCG@10": 0.5}}, dataset="faqs", precision="fp32",
                         sizes={"passages": 10, "test": 3}, per_query={"BM25": {"nDCG@10": {"q1": 1.0}}})
     hit = config.earlier_run("00_x", "cpu", "faqs", {"passages": 10, "test": 3}, "BM25")
     assert hit["metrics"] == {"nDCG@10": 0.5} and hit["source"] == "results/00_x.faqs.json"
@@ -100,3 +103,50 @@ def test_progress_to_screen_drops_stderr_only_in_batch(monkeypatch, capsys):
     with config.progress_to_screen():
         print("bar", file=sys.stderr)
     assert capsys.readouterr().err == "bar\n"
+
+
+def test_precision_auto_follows_the_hardware_and_the_stage(monkeypatch, capsys):
+    monkeypatch.delenv("SEARCHTUNE_PRECISION", raising=False)
+    monkeypatch.setattr(config, "native_bf16", lambda: (True, "the CPU has AVX512-BF16"))
+    assert config.get_precision("") == "bf16"
+    assert "auto: the CPU has AVX512-BF16" in capsys.readouterr().out
+    assert config.get_precision("auto", bf16_ok=False, why_not="its dev metric moved") == "fp32"
+    assert "stays fp32: its dev metric moved" in capsys.readouterr().out
+    assert config.get_precision("FP32") == "fp32"
+    monkeypatch.setattr(config, "native_bf16", lambda: (False, "the CPU has neither AMX nor AVX512-BF16"))
+    assert config.get_precision("") == "fp32"
+    assert config.get_precision("bf16") == "bf16"  # asked for: emulated, but it runs
+    monkeypatch.setenv("SEARCHTUNE_PRECISION", "bf16")
+    assert config.get_precision("") == "bf16" and config.get_precision("fp32") == "fp32"  # the parameter wins
+    monkeypatch.setenv("SEARCHTUNE_PRECISION", "half")
+    with pytest.raises(ValueError, match="SEARCHTUNE_PRECISION.*auto, fp32, bf16"):
+        config.get_precision("")
+
+
+def test_native_bf16_reads_the_cpu_flags_torch_sees():
+    import torch
+
+    native, reason = config.native_bf16()
+    if not torch.cuda.is_available() and platform.machine().lower() in ("x86_64", "amd64"):
+        assert native == (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    assert isinstance(reason, str) and reason
+
+
+def test_autocast_is_bf16_or_nothing():
+    import torch
+
+    with config.autocast("bf16"):
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    with config.autocast("fp32"):
+        assert not torch.is_autocast_enabled("cpu")
+    with pytest.raises(ValueError, match="get_precision"):
+        config.autocast("auto")
+
+
+def test_results_record_their_precision(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "RESULTS_DIR", tmp_path)
+    path = config.save_results("00_x", "smoke", {}, precision="bf16")
+    assert json.loads(path.read_text())["precision"] == "bf16"
+    with pytest.raises(ValueError, match="precision must be"):
+        config.save_results("00_x", "smoke", {})
