@@ -2,7 +2,7 @@
 #   make run    set up, then execute every notebook in order (PROFILE=cpu by default); only the
 #               default run writes into notebooks/, any other profile or DATASET into runs/ (ignored)
 #   make test   set up, then unit tests + every notebook under nbval in the smoke profile
-# Other targets: setup, data, models, report, clean.
+# Other targets: setup, data, models, report, check (a workshop participant's pre-flight), clean.
 
 PYTHON  ?= python3
 VENV    ?= .venv
@@ -31,7 +31,7 @@ export TOKENIZERS_PARALLELISM = false
 export SEARCHTUNE_BATCH = 1
 export PYTHONWARNINGS = ignore::DeprecationWarning,ignore::FutureWarning
 
-.PHONY: setup data models run test report clean
+.PHONY: setup data models run test report check clean
 
 setup: $(STAMP)
 
@@ -64,6 +64,12 @@ run: data models
 
 report: setup
 	$(PY) -m searchtune_utils.report
+
+# Pre-flight for a workshop participant (after `make setup data models`): packages, data, models, one
+# training step of each kind; under a minute, exit status 1 with what to do when something is missing.
+check:
+	@test -x $(PY) || { echo "[not ready] no $(VENV): run \`make setup data models\` first" >&2; exit 1; }
+	$(PY) -m searchtune_utils.check
 
 # One process: the notebooks run in order (each may read what an earlier one saved).
 test: data models

@@ -170,6 +170,12 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def machine_info() -> dict:
     """A small, path-free description of the machine a result was measured on."""
     info = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.system()}
+    try:  # the CPU model: timings from two machines are not comparable
+        models = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")]
+        info["cpu"] = models[0] if models else (platform.processor() or platform.machine())
+    except OSError:
+        info["cpu"] = platform.processor() or platform.machine()
     try:
         import torch
 

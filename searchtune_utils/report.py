@@ -22,10 +22,19 @@ def _minutes(seconds) -> str:
     return f"{seconds / 60:.1f} min" if isinstance(seconds, (int, float)) else "not measured yet"
 
 
+def _seconds(path) -> float | None:
+    """A results file's measured notebook time in seconds, or None."""
+    if not path.exists():
+        return None
+    timings = json.loads(path.read_text(encoding="utf-8")).get("timings", {})
+    return timings.get("notebook total (s)", timings.get("notebook (s)"))
+
+
 def notebooks_table(index=ROOT / "notebooks" / "index.toml") -> str:
     """Markdown table of the notebooks from ``notebooks/index.toml`` and the measured wall times
     in ``results/<notebook>.json`` (cpu) and ``results/<notebook>.gpu.json`` (gpu)."""
     entries = tomllib.loads(index.read_text(encoding="utf-8"))["notebook"]
+    total = 0.0
     out = "| # | notebook | level | 2-core CPU (`cpu`) | GPU (`gpu`) | what you learn |\n|---|---|---|---|---|---|\n"
     for e in entries:
         stem = e["file"].removesuffix(".ipynb")
@@ -39,7 +48,9 @@ def notebooks_table(index=ROOT / "notebooks" / "index.toml") -> str:
             times.append(f"{shown} ({res['precision']})" if res.get("precision") and timings else shown)
         name = f"[{e['title']}](notebooks/{e['file']})" if exists else f"{e['title']} _(planned)_"
         out += f"| {stem[:2]} | {name} | {e['level']} | {times[0]} | {times[1]} | {e['learn']} |\n"
-    return out
+        total += _seconds(RESULTS_DIR / f"{stem}.json") or 0.0
+    return out + (f"\n`make run` (the `cpu` profile, `pydocs`): {total / 60:.0f} minutes for the notebooks, the sum of "
+                  "the measured times above, plus the one-time set-up.\n")
 
 
 def results_table() -> str:
@@ -186,10 +197,64 @@ def _replace(text: str, start: str, end: str, block: str) -> str:
     return f"{head}{start}\n{block}{end}{tail}"
 
 
+HL_START, HL_END = "<!-- headlines:start -->", "<!-- headlines:end -->"
+
+
+def _pts(t: dict) -> str:
+    """A paired test (``metrics.paired_test``) as "+3.7 [+1.0, +6.7], p 0.0176" (points)."""
+    p = t.get("p (Holm)", t["p_value"])
+    p_text = "< 0.001" if p < 0.001 else f"{p:.3f}"
+    return (f"{100 * t['delta']:+.1f} [{100 * t['ci_low']:+.1f}, {100 * t['ci_high']:+.1f}], "
+            f"{'Holm ' if 'p (Holm)' in t else ''}p {p_text}")
+
+
+def headline_rows() -> list[tuple[str, str, str, str, str]]:
+    """One row per lesson whose results file names its best system without training
+    (``best_no_training``, chosen on dev): (notebook, data, fine-tuned system, best without training,
+    the paired difference on test)."""
+    rows = []
+    for nb in ("03_finetune_generator_sft", "04_preference_tune_dpo", "05_rewrite_queries", "06_evaluate_the_stack"):
+        for tag in ("", ".faqs"):
+            path = RESULTS_DIR / f"{nb}{tag}.json"
+            res = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+            best, data = res.get("best_no_training"), (tag.lstrip(".") or DEFAULT_DATASET)
+            if not best:
+                continue
+            if nb == "03_finetune_generator_sft":
+                t = res["paired_tests"][f"SFT vs {best}"]["task success"]
+                rows.append((nb, data, "SFT: task success", best, _pts(t)))
+            elif nb == "04_preference_tune_dpo":
+                t = res["paired_tests"][f"SFT + DPO vs {best}"]["task success"]
+                rows.append((nb, data, "SFT + DPO: task success", best, _pts(t)))
+            elif nb == "05_rewrite_queries":
+                for qs, b in best.items():
+                    t = res["head_to_head"][f"{qs} · SFT + DPO vs {b}"]
+                    rows.append((nb, data, f"SFT + DPO rewriter, {qs} queries: BM25 nDCG@10", b, _pts(t)))
+            else:
+                cells = res["end_to_end_2x2"]["tests"]
+                for name, t in cells.items():
+                    delta = {"delta": t["Δ (pts)"] / 100, "p_value": t["p"], "p (Holm)": t["p (Holm)"]}
+                    low, high = (float(x) / 100 for x in t["95% CI (pts)"].strip("[]").split(","))
+                    rows.append((nb, data, f"end-to-end success: {name} ({t['to']})", t["from"],
+                                 _pts({**delta, "ci_low": low, "ci_high": high})))
+    return rows
+
+
+def headlines_table() -> str:
+    rows = headline_rows()
+    if not rows:
+        return "No lesson has recorded its best system without training yet.\n"
+    out = ("| notebook | data | fine-tuned | against the best system without training (chosen on dev) | "
+           "Δ points [95% CI], paired test |\n|---|---|---|---|---|\n")
+    return out + "".join(f"| {nb[:2]} | {d} | {sys_} | {best} | {pts} |\n" for nb, d, sys_, best, pts in rows)
+
+
 def update_readme(path=ROOT / "README.md") -> bool:
     """Regenerate the notebook table and the results table between their markers in the README."""
     text = path.read_text(encoding="utf-8")
     text = _replace(text, NB_START, NB_END, notebooks_table())
+    if HL_START in text:
+        text = _replace(text, HL_START, HL_END, headlines_table())
     text = _replace(text, START, END, results_table() + transfer_table() + generation_table() + scale_table())
     atomic_write_text(path, text)
     return True
@@ -229,8 +294,7 @@ def _dev_metric(nb: str, res: dict):
     if nb == "01_finetune_embeddings":
         return "dev nDCG@10 (fine-tuned embedder)", res["dev"]["after"]["nDCG@10"], None
     if nb == "02_finetune_reranker":
-        best = max(res["dev_choice"].values(), key=lambda c: c["dev nDCG@10"])
-        return "dev nDCG@10 (best stack chosen on dev)", best["dev nDCG@10"], None
+        return "dev nDCG@10, BM25's top candidates re-ranked (depth chosen on dev)", res["dev_choice"]["BM25"]["reranker alone"], None
     if nb == "03_finetune_generator_sft":
         auc, low, high = res["decision_auc"]["SFT"]["dev"]
         return "dev decision ROC AUC (SFT)", auc, [low, high]
@@ -252,11 +316,14 @@ def record_precision(fp32_ref: str, notebooks=None, path=PRECISION_RECORD) -> di
     import subprocess
     import time
 
-    from .config import machine_info
-
-    record = {"what": "fp32 against bf16 autocast, one seed per stage, on the committed cpu-profile runs",
+    bench = RESULTS_DIR / "precision_bench.json"
+    record = {"what": "fp32 against bf16 autocast, one seed per stage: each notebook's committed bf16 run beside its "
+                      "last fp32 run, and the same steps timed in both precisions on one machine (precision_bench.json)",
               "fp32 runs": f"results/*.json at commit {fp32_ref}", "date": time.strftime("%Y-%m-%d"),
-              "machine": machine_info(), "notebooks": {}}
+              "caution": "the fp32 and bf16 notebook runs may come from different machines (see each run's machine): "
+                         "compare precisions with the same-machine steps below, not with the notebook totals",
+              "same-machine steps": json.loads(bench.read_text(encoding="utf-8")) if bench.exists() else None,
+              "notebooks": {}}
     for nb in notebooks or [p.stem for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]:
         now = json.loads((RESULTS_DIR / f"{nb}.json").read_text(encoding="utf-8"))
         if now.get("precision") != "bf16":
@@ -269,8 +336,10 @@ def record_precision(fp32_ref: str, notebooks=None, path=PRECISION_RECORD) -> di
             train = {k: v for k, v in timings.items() if "training" in k or k.startswith("train ")}
             metric = _dev_metric(nb, res)
             entry[name] = {"notebook total (s)": timings.get("notebook total (s)"), "training (s)": train,
+                           "machine": res.get("machine", {}).get("cpu", "not recorded"), "date": res.get("date"),
                            **({"dev metric": metric[0], "value": round(metric[1], 4), "95% CI": metric[2]} if metric else {})}
-        entry["speed-up (notebook)"] = round(entry["fp32"]["notebook total (s)"] / entry["bf16"]["notebook total (s)"], 2)
+        entry["notebook time, fp32 run / bf16 run (the machines may differ)"] = round(
+            entry["fp32"]["notebook total (s)"] / entry["bf16"]["notebook total (s)"], 2)
         ci = entry["fp32"].get("95% CI")
         if ci:
             entry["bf16 inside the fp32 run's 95% CI"] = ci[0] <= entry["bf16"]["value"] <= ci[1]

@@ -12,6 +12,8 @@ TAUGHT = ["00_explore_data_and_baselines", "01_finetune_embeddings", "02_finetun
           "03_finetune_generator_sft", "04_preference_tune_dpo", "05_rewrite_queries",
           "06_evaluate_the_stack", "07_drift_and_retraining", "08_vector_database_and_scale"]
 DECIMAL = re.compile(r"(?<![\w.])\d+\.\d+(?![\w.])")
+# an integer with a unit: "211 s", "12 min", "58%", "1,082 s" — times and shares quoted from a run
+INTEGER_WITH_UNIT = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)\s?(?:s|min|%)(?!\w)")
 
 
 def _strip(md: str) -> str:
@@ -39,7 +41,8 @@ def quoted_numbers_missing(nb: dict) -> list[str]:
     for c in nb["cells"]:
         if c["cell_type"] != "markdown":
             continue
-        for number in DECIMAL.findall(_strip("".join(c["source"]))):
+        text = _strip("".join(c["source"]))
+        for number in DECIMAL.findall(text) + INTEGER_WITH_UNIT.findall(text):
             if number not in outputs and number not in code:
                 missing.append(number)
     return missing
@@ -49,6 +52,9 @@ def test_the_checker_catches_a_number_that_is_not_in_the_outputs():
     nb = {"cells": [{"cell_type": "code", "source": ["x = 0.05"], "outputs": [{"text": ["nDCG@10 0.957\n"]}]},
                     {"cell_type": "markdown", "source": ["The model reaches 0.957 (margin 0.05); `0.123` is code; 0.958 is not."]}]}
     assert quoted_numbers_missing(nb) == ["0.958"]
+    nb["cells"][1]["source"] = ["It took 211 s and 12 min, 58% of it training; 3 steps."]
+    nb["cells"][0]["outputs"] = [{"text": ["notebook total (s) 189.0; 58% of it training; 12"]}]
+    assert quoted_numbers_missing(nb) == ["211"]
 
 
 @pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem in TAUGHT], ids=lambda p: p.stem)

@@ -1,6 +1,8 @@
 """The README tables are generated from results files, never typed."""
 import json
 
+import pytest
+
 from searchtune_utils import report
 
 
@@ -96,3 +98,19 @@ def test_scale_table_has_its_own_rows_and_stays_out_of_the_retrieval_table(tmp_p
     assert "| 110,000 | HNSW | 64 | 0.9931 | 0.81 | 1.23 | 1,580 | 0 | 12.5 |" in table
     assert table.index("| 5,030 | exact (NumPy) |  | 1.0000 |") < table.index("| 110,000 |")
     assert report.SCALE_NOTEBOOK not in report.results_table()
+
+
+@pytest.mark.parametrize("notebook", ["03_finetune_generator_sft", "04_preference_tune_dpo", "05_rewrite_queries",
+                                      "06_evaluate_the_stack"])
+def test_lessons_name_their_best_system_without_training_and_the_readme_quotes_it(notebook):
+    """The headline compares with the best system that needs no training (chosen on dev): the results
+    file names it, and the README's headline table quotes it on that notebook's line."""
+    res = json.loads((report.RESULTS_DIR / f"{notebook}.json").read_text(encoding="utf-8"))
+    best = res.get("best_no_training")
+    assert best, f"results/{notebook}.json has no best_no_training entry: rerun the notebook"
+    readme = (report.ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split(report.HL_START, 1)[1].split(report.HL_END, 1)[0]
+    lines = [line for line in block.splitlines() if line.startswith(f"| {notebook[:2]} |")]
+    assert lines, f"the README's headline table has no line for {notebook}: run `make report`"
+    names = best.values() if isinstance(best, dict) else [best]
+    assert all(any(name in line for line in lines) for name in names), (notebook, names, lines)
