@@ -126,4 +126,8 @@ def main(repeats: int = 3) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m searchtune_utils.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per precision and step (default 3)")
+    main(parser.parse_args().repeats)
