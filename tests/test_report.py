@@ -48,7 +48,7 @@ def test_update_readme_replaces_only_the_marked_blocks(tmp_path, monkeypatch):
     report.update_readme(readme)
     text = readme.read_text()
     assert text.startswith("intro\n") and "\nmiddle\n" in text and text.endswith("end\n")
-    assert "old" not in text and "_No results yet" in text and "| 00 |" in text
+    assert "\nold\n" not in text and "_No results yet" in text and "| 00 |" in text
 
 
 def test_transfer_table_from_notebook_01_results(tmp_path, monkeypatch):
