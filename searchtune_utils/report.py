@@ -235,7 +235,8 @@ def headline_rows() -> list[tuple[str, str, str, str, str]]:
                 for name, t in cells.items():
                     delta = {"delta": t["Δ (pts)"] / 100, "p_value": t["p"], "p (Holm)": t["p (Holm)"]}
                     low, high = (float(x) / 100 for x in t["95% CI (pts)"].strip("[]").split(","))
-                    rows.append((nb, data, f"end-to-end success: {name} ({t['to']})", t["from"],
+                    base_cell = t["from"] == "base retrieval · " + best.rsplit(" · ", 1)[-1]
+                    rows.append((nb, data, f"end-to-end success: {name} ({t['to']})", best if base_cell else t["from"],
                                  _pts({**delta, "ci_low": low, "ci_high": high})))
     return rows
 
