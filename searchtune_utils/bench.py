@@ -88,15 +88,17 @@ def steps() -> dict:
             lm(input_ids=ids)  # the reference's log-probabilities
         sft_step(precision)
 
-    def decision_scores(precision):
+    plain = AutoModelForCausalLM.from_pretrained(resolve_model("smollm2-135m-instruct"), dtype=torch.float32).eval()
+
+    def decision_scores(precision):  # inference runs on merged models (no LoRA layers) in the notebooks
         with torch.no_grad(), autocast(precision):
-            lm(input_ids=torch.randint(100, 20000, (16, 250)), logits_to_keep=1)
+            plain(input_ids=torch.randint(100, 20000, (16, 250)), logits_to_keep=1)
 
     prompts = torch.randint(100, 20000, (16, 200))
 
     def generation(precision):
         with torch.no_grad(), autocast(precision):
-            lm.generate(input_ids=prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=40, min_new_tokens=40,
+            plain.generate(input_ids=prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=40, min_new_tokens=40,
                         do_sample=False, pad_token_id=0)
 
     def encoding(precision):
