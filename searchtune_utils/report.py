@@ -213,14 +213,18 @@ def headline_rows() -> list[tuple[str, str, str, str, str]]:
     (``best_no_training``, chosen on dev): (notebook, data, fine-tuned system, best without training,
     the paired difference on test)."""
     rows = []
-    for nb in ("03_finetune_generator_sft", "04_preference_tune_dpo", "05_rewrite_queries", "06_evaluate_the_stack"):
+    for nb in ("02_finetune_reranker", "03_finetune_generator_sft", "04_preference_tune_dpo", "05_rewrite_queries",
+               "06_evaluate_the_stack"):
         for tag in ("", ".faqs"):
             path = RESULTS_DIR / f"{nb}{tag}.json"
             res = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
             best, data = res.get("best_no_training"), (tag.lstrip(".") or DEFAULT_DATASET)
             if not best:
                 continue
-            if nb == "03_finetune_generator_sft":
+            if nb == "02_finetune_reranker":
+                system = res["headline"]["fine-tuned"]
+                rows.append((nb, data, f"{system}: nDCG@10", best, _pts(res["paired_tests"][f"{system} vs {best}"]["nDCG@10"])))
+            elif nb == "03_finetune_generator_sft":
                 t = res["paired_tests"][f"SFT vs {best}"]["task success"]
                 rows.append((nb, data, "SFT: task success", best, _pts(t)))
             elif nb == "04_preference_tune_dpo":
@@ -335,8 +339,10 @@ def record_precision(fp32_ref: str, notebooks=None, path=PRECISION_RECORD) -> di
         for name, res in (("fp32", old), ("bf16", now)):
             timings = res.get("timings", {})
             train = {k: v for k, v in timings.items() if "training" in k or k.startswith("train ")}
+            if not train and "retrain_seconds" in res:  # notebook 07: one retrain per training month
+                train = {"retrains, all models (s)": round(sum(res["retrain_seconds"].values()), 1)}
             metric = _dev_metric(nb, res)
-            entry[name] = {"notebook total (s)": timings.get("notebook total (s)"), "training (s)": train,
+            entry[name] = {"notebook total (s)": timings.get("notebook total (s)", timings.get("notebook (s)")), "training (s)": train,
                            "machine": res.get("machine", {}).get("cpu", "not recorded"), "date": res.get("date"),
                            **({"dev metric": metric[0], "value": round(metric[1], 4), "95% CI": metric[2]} if metric else {})}
         entry["notebook time, fp32 run / bf16 run (the machines may differ)"] = round(

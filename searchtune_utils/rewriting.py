@@ -356,12 +356,14 @@ def reciprocal_rank(doc_scores: dict[str, float], relevant, k: int = 100) -> flo
 
 
 def reward(rr: float, text: str, free_words: int = 30, length_penalty: float = 0.01,
-           repetition_penalty: float = 0.5) -> float:
+           repetition_penalty: float = 0.5, min_words: int = 0) -> float:
     """The rewriter's reward for one rewrite: its retrieval score ``rr`` (a reciprocal rank in
     0..1, or a mix of several) minus ``length_penalty`` per word beyond ``free_words`` and
     ``repetition_penalty`` x :func:`repetition_rate` — rewrites otherwise drift into endless
-    keyword lists (DeepRetrieval). An empty rewrite gets -1."""
-    if not text.strip():
+    keyword lists (DeepRetrieval). An empty rewrite gets -1, and so does one shorter than
+    ``min_words`` words: the length floor against the reward hack of writing (almost) nothing, which
+    costs least when the raw query's weight drowns the rewrite."""
+    if not text.strip() or len(text.split()) < min_words:
         return -1.0
     extra = max(0, len(text.split()) - free_words)
     return rr - length_penalty * extra - repetition_penalty * repetition_rate(text)

@@ -91,6 +91,8 @@ def test_reciprocal_rank_and_reward():
     assert rw.reward(1.0, long, free_words=30, length_penalty=0.01) == pytest.approx(0.9)
     assert rw.reward(1.0, "x x x x", repetition_penalty=0.5) == pytest.approx(1 - 0.5 * 0.75)
     assert rw.reward(1.0, "  ") == -1.0
+    assert rw.reward(1.0, "join paths", min_words=5) == -1.0  # the length floor
+    assert rw.reward(1.0, "join two paths into one", min_words=5) == 1.0
 
 
 def test_preference_pairs_best_over_worst_and_ties_skipped():
