@@ -191,14 +191,15 @@ def gap_recovered(never: float, policy: float, monthly: float) -> float:
 
 # ------------------------------------------------------------------------------ the shared retrain
 def finetune(base_path: str, train_dataset, settings: dict, output_dir: str, seed: int = 42,
-             progress: bool = False):
+             precision: str = "fp32", progress: bool = False):
     """Notebook 07's retrain: notebook 01's training step (``lessons.embedder_loss`` and
     ``lessons.embedder_trainer``, defined on screen there), from the base model each time.
 
     In: the base model folder, a ``datasets.Dataset`` with ``anchor``/``positive`` columns,
     ``settings`` (``max_seq_length``, ``batch_size``, ``epochs``, ``learning_rate``, ``warmup``,
     ``logging_steps``; no ``loss`` key: MultipleNegativesRankingLoss), a checkpoint folder (nothing
-    is saved there); ``progress``: let the trainer's bars reach the screen.
+    is saved there); ``precision``: "bf16" (steps under autocast) or "fp32"; ``progress``: let the
+    trainer's bars reach the screen.
     Out: ``(model, seconds)``.
     """
     import torch
@@ -212,7 +213,8 @@ def finetune(base_path: str, train_dataset, settings: dict, output_dir: str, see
     start = time.perf_counter()
     with contextlib.nullcontext() if progress else contextlib.redirect_stderr(io.StringIO()):
         trainer = embedder_trainer(model, train_dataset.select_columns(["anchor", "positive"]),
-                                   embedder_loss(model, settings), output_dir, settings, seed=seed)
+                                   embedder_loss(model, settings), output_dir, settings, seed=seed,
+                                   precision=precision)
         trainer.train()
         trainer.accelerator.unwrap_model(model, keep_fp32_wrapper=False)  # after bf16: forward out of autocast again
     return model, time.perf_counter() - start
