@@ -128,6 +128,28 @@ def dense_search(model, corpus_or_encoded, queries: dict[str, str], k: int = 100
             for qid, idx, val in zip(qids, top.indices, top.values)}
 
 
+def rrf(runs: list[dict], k: int = 60, depth: int | None = None) -> dict[str, dict[str, float]]:
+    """Reciprocal rank fusion (Cormack, Clarke & Buettcher, SIGIR 2009): the hybrid of several
+    first stages that needs no training and no weight.
+
+    In: runs ``{qid: {doc_id: score}}`` over the same queries, the constant ``k`` (60 in the paper),
+    and optionally ``depth``: only each run's top ``depth`` count. Out: a run whose score for a
+    passage is the sum over the runs of ``1 / (k + rank)`` (rank from 1; a run that does not hold
+    the passage adds nothing), over every query of any run.
+    """
+    from .metrics import ranked
+
+    if k <= 0:
+        raise ValueError(f"rrf: k must be positive, got {k}")
+    fused: dict[str, dict[str, float]] = {}
+    for run in runs:
+        for qid, scores in run.items():
+            out = fused.setdefault(qid, {})
+            for rank, doc_id in enumerate(ranked(scores)[:depth], start=1):
+                out[doc_id] = out.get(doc_id, 0.0) + 1.0 / (k + rank)
+    return fused
+
+
 # ---------------------------------------------------------------- re-ranking
 
 

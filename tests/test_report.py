@@ -100,8 +100,8 @@ def test_scale_table_has_its_own_rows_and_stays_out_of_the_retrieval_table(tmp_p
     assert report.SCALE_NOTEBOOK not in report.results_table()
 
 
-# 02 and 05 join once their redesigned runs are committed (issue #29)
-@pytest.mark.parametrize("notebook", ["03_finetune_generator_sft", "04_preference_tune_dpo", "06_evaluate_the_stack"])
+@pytest.mark.parametrize("notebook", ["02_finetune_reranker", "03_finetune_generator_sft", "04_preference_tune_dpo",
+                                      "05_rewrite_queries", "06_evaluate_the_stack"])
 def test_lessons_name_their_best_system_without_training_and_the_readme_quotes_it(notebook):
     """The headline compares with the best system that needs no training (chosen on dev): the results
     file names it, and the README's headline table quotes it on that notebook's line."""

@@ -103,3 +103,15 @@ def test_rerank_shape_and_latency(model_path):
     for qid in QUERIES:
         assert set(new[qid]) == set(first[qid])  # fewer than k candidates: all re-scored
     assert all(isinstance(s, float) for r in new.values() for s in r.values())
+
+
+def test_rrf_fuses_ranks_not_scores():
+    bm25 = {"q": {"a": 30.0, "b": 20.0, "c": 10.0}}
+    dense = {"q": {"b": 0.9, "c": 0.8, "d": 0.1}, "q2": {"x": 1.0}}
+    fused = retrieval.rrf([bm25, dense], k=60)
+    assert fused["q"]["b"] == pytest.approx(1 / 62 + 1 / 61)  # 2nd in one, 1st in the other
+    assert fused["q"]["a"] == pytest.approx(1 / 61) and fused["q"]["d"] == pytest.approx(1 / 63)
+    assert max(fused["q"], key=fused["q"].get) == "b" and fused["q2"] == {"x": pytest.approx(1 / 61)}
+    assert retrieval.rrf([bm25, dense], depth=1)["q"] == {"a": pytest.approx(1 / 61), "b": pytest.approx(1 / 61)}
+    with pytest.raises(ValueError, match="k must be positive"):
+        retrieval.rrf([bm25], k=0)
