@@ -238,16 +238,16 @@ def build_edge_shard(path: str | Path, vectors: np.ndarray, payloads: list[dict]
 
 
 def edge_search(shard, query_vectors: np.ndarray, k: int = 10, hnsw_ef: int | None = None,
-                exact: bool = False, rescore: bool | None = None, oversampling: float | None = None,
+                exact: bool = False, quantization=None,
                 query_filter=None) -> tuple[list[list[int]], list[list[float]], list[float]]:
-    """One query at a time, as a service would answer them.
+    """One query at a time, as a service would answer them. ``quantization``: the search's
+    ``qdrant_edge.QuantizationSearchParams`` (``rescore``, ``oversampling``), or None for whatever
+    Qdrant does by default — pass it explicitly when the comparison depends on it.
 
     Out: ``(ids per query, scores per query, seconds per query)``, best first."""
-    from qdrant_edge import QuantizationSearchParams, Query, QueryRequest, SearchParams
+    from qdrant_edge import Query, QueryRequest, SearchParams
 
-    quant = QuantizationSearchParams(rescore=rescore, oversampling=oversampling) \
-        if (rescore is not None or oversampling is not None) else None
-    params = SearchParams(hnsw_ef=hnsw_ef, exact=exact, quantization=quant)
+    params = SearchParams(hnsw_ef=hnsw_ef, exact=exact, quantization=quantization)
     ids, scores, seconds = [], [], []
     for q in np.atleast_2d(query_vectors):
         request = QueryRequest(limit=k, query=Query.Nearest(q.tolist()), params=params, filter=query_filter)
