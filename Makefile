@@ -55,10 +55,11 @@ models: setup
 run: data models
 	@mkdir -p $(RUN_DIR)
 	@for nb in $(NOTEBOOKS); do \
-	  out="$(RUN_DIR)/$$(basename $$nb)"; \
+	  out="$(RUN_DIR)/$$(basename $$nb)"; start=$$(date +%s); \
 	  echo "== $$nb -> $$out (profile $(PROFILE)) $(DATASET)"; \
 	  SEARCHTUNE_PROFILE=$(PROFILE) $(if $(DATASET),SEARCHTUNE_DATASET=$(DATASET)) $(VENV)/bin/papermill \
 	    --kernel python3 --cwd notebooks --log-level WARNING "$$nb" "$$out" || exit 1; \
+	  echo "$$(basename $$nb .ipynb)	$$(( $$(date +%s) - start ))" >> $(RUN_DIR)/wall_seconds.tsv; \
 	done
 	$(MAKE) --no-print-directory report
 
@@ -76,4 +77,4 @@ test: data models
 	SEARCHTUNE_PROFILE=smoke $(PY) -m pytest -q
 
 clean:
-	rm -rf artifacts runs results/*.smoke.json results/*.gpu.json .cache
+	rm -rf artifacts runs results/*.smoke.json results/*.workshop.json results/*.gpu.json results/figures/smoke results/figures/workshop results/figures/gpu .cache

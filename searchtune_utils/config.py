@@ -1,7 +1,7 @@
 """Profiles, paths and results files shared by every notebook.
 
 One switch selects the profile: the ``SEARCHTUNE_PROFILE`` environment variable (``smoke``,
-``cpu`` — the default — or ``gpu``), which each notebook's papermill ``parameters`` cell reads.
+``workshop`` (about ten minutes a notebook, for a class), ``cpu`` — the default — or ``gpu``), which each notebook's papermill ``parameters`` cell reads.
 The sizes themselves live in each notebook's parameters cell, not here.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-PROFILES = ("smoke", "cpu", "gpu")
+PROFILES = ("smoke", "workshop", "cpu", "gpu")
 PRECISIONS = ("auto", "fp32", "bf16")
 DEFAULT_PROFILE = "cpu"
 DEFAULT_DATASET = "pydocs"

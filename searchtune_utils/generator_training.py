@@ -76,6 +76,14 @@ def decision_auc(scores: list[float], records: list[dict], ci: bool = False, con
     return auc_ci(labels, scores, confidence if ci else None)
 
 
+def decision_auc_difference(after: list[float], before: list[float], records: list[dict], confidence: float = 0.95) -> dict:
+    """The decision AUC of ``after`` minus that of ``before`` (two systems' :func:`decision_scores` on
+    the same ``records``), with a paired bootstrap interval (``metrics.auc_difference_ci``)."""
+    from .metrics import auc_difference_ci
+
+    return auc_difference_ci([0 if r["answerable"] else 1 for r in records], after, before, confidence)
+
+
 class DecisionAUCCallback(TrainerCallback):
     """Dev decision AUC (:func:`decision_auc` of :func:`decision_scores`) at step 0 and every
     ``every`` optimiser steps, appended to ``state.log_history`` as ``{"step", "eval_decision_auc"}``

@@ -337,6 +337,35 @@ def auc_ci(labels, values, confidence: float | None = 0.95):
     return full, float(boot.confidence_interval.low), float(boot.confidence_interval.high)
 
 
+def auc_difference_ci(labels, after, before, confidence: float = 0.95) -> dict:
+    """Paired difference of two ROC AUCs on the same items (``after`` − ``before``, e.g. a fine-tuned
+    model's scores against its base model's): ``{"n", "before", "after", "delta", "ci_low", "ci_high"}``,
+    the interval a percentile bootstrap over items (``scipy.stats.bootstrap`` with ``paired=True``,
+    2,000 resamples): each resample draws the same items for both systems, so their correlation
+    narrows the interval, as in a paired test. A resample with one class only counts as the
+    full-sample difference."""
+    import numpy as np
+    from scipy import stats
+
+    labels = np.asarray(labels)
+    after, before = np.asarray(after, dtype=float), np.asarray(before, dtype=float)
+    if not len(labels) == len(after) == len(before):
+        raise ValueError(f"auc_difference_ci: {len(labels)} labels, {len(after)} and {len(before)} scores: one each per item")
+    a, b = auc_ci(labels, after, None), auc_ci(labels, before, None)
+    full = a - b
+
+    def statistic(y, s_after, s_before):
+        value = auc_ci(y, s_after, None) - auc_ci(y, s_before, None)
+        return full if value != value else value
+
+    out = {"n": int(len(labels)), "before": b, "after": a, "delta": full, "ci_low": float("nan"), "ci_high": float("nan")}
+    if full == full:
+        boot = stats.bootstrap((labels, after, before), statistic, paired=True, vectorized=False, n_resamples=2000,
+                               confidence_level=confidence, method="percentile", rng=np.random.default_rng(0))
+        out.update(ci_low=float(boot.confidence_interval.low), ci_high=float(boot.confidence_interval.high))
+    return out
+
+
 def holm(p_values):
     """Holm's step-down correction of several p-values (controls the chance of *any* false
     rejection among them): sort ascending, multiply the i-th smallest (0-based) by ``m - i``, make

@@ -3,7 +3,8 @@
 Each results file (written by :func:`searchtune_utils.config.save_results`) holds
 ``metrics = {system: {metric: value}}``; an optional ``readme_systems`` list picks the rows shown.
 Run ``python -m searchtune_utils.report`` (``make report``) after the notebooks ran;
-``--record-smoke`` writes ``results/smoke_rehearsal.json`` after a smoke rehearsal (:func:`record_smoke`);
+``--record-smoke`` writes ``results/smoke_rehearsal.json`` after a smoke rehearsal (:func:`record_smoke`),
+``--record-workshop`` ``results/workshop_rehearsal.json`` after a workshop rehearsal (:func:`record_workshop`);
 ``--record-precision COMMIT`` writes ``results/precision.json``, the bf16 runs against the fp32 runs
 committed at COMMIT (:func:`record_precision`).
 """
@@ -260,6 +261,8 @@ def update_readme(path=ROOT / "README.md") -> bool:
     text = _replace(text, NB_START, NB_END, notebooks_table())
     if HL_START in text:
         text = _replace(text, HL_START, HL_END, headlines_table())
+    if WORKSHOP_START in text:
+        text = _replace(text, WORKSHOP_START, WORKSHOP_END, workshop_table())
     text = _replace(text, START, END, results_table() + transfer_table() + generation_table() + scale_table())
     atomic_write_text(path, text)
     return True
@@ -289,6 +292,120 @@ def record_smoke(path=SMOKE_RECORD) -> dict:
               "notebook total (s)": round(sum(seconds.values()), 1)}
     atomic_write_text(path, json.dumps(record, indent=1) + "\n")
     return record
+
+
+WORKSHOP_RECORD = RESULTS_DIR / "workshop_rehearsal.json"
+WORKSHOP_START, WORKSHOP_END = "<!-- workshop:start -->", "<!-- workshop:end -->"
+WORKSHOP_REQUIRED = ("01", "02", "03", "05", "06")  # issue #30: these must show their main effect with a CI above 0
+
+
+def _ci_pts(text: str) -> list[float]:
+    """"[-4.2, +10.8]" (points) -> [-4.2, 10.8]."""
+    return [float(x) for x in text.strip("[]").split(",")]
+
+
+def workshop_effect(nb: str, res: dict) -> dict | None:
+    """The stage's main effect in a results file, as the workshop rehearsal reports it:
+    ``{"effect", "delta", "ci", "unit"}`` (points ×100, or AUC), None for 00 and 08 (no effect)."""
+    def pts(name, t, metric):
+        return {"effect": name, "delta": round(100 * t[metric]["delta"], 1),
+                "ci": [round(100 * t[metric]["ci_low"], 1), round(100 * t[metric]["ci_high"], 1)], "unit": "points"}
+
+    if nb == "01_finetune_embeddings":
+        name = next(k for k in res["paired_tests"] if k.startswith("fine-tuned ") and " vs base " in k)
+        return pts(f"{name}, test nDCG@10", res["paired_tests"][name], "nDCG@10")
+    if nb == "02_finetune_reranker":
+        system = res["headline"]["fine-tuned"]
+        name = f"{system} vs {system.split(' → ')[0]}"
+        return pts(f"{name}, test nDCG@10", res["paired_tests"][name], "nDCG@10")
+    if nb == "03_finetune_generator_sft":
+        d = res["decision_auc_sft_minus_prompt"]
+        return {"effect": "SFT decision AUC minus the prompt baseline's, test (paired bootstrap)",
+                "delta": round(d["delta"], 3), "ci": [round(d["ci_low"], 3), round(d["ci_high"], 3)], "unit": "AUC"}
+    if nb == "04_preference_tune_dpo":
+        return pts("SFT + DPO vs SFT, test task success", res["paired_tests"]["SFT + DPO vs SFT"], "task success")
+    if nb == "05_rewrite_queries":
+        t = res["bm25_vs_raw"]["novice · SFT + DPO"]
+        return {"effect": "SFT + DPO rewrite vs the raw query, novice test queries, BM25 nDCG@10", "delta": t["Δ (pts)"],
+                "ci": _ci_pts(t["95% CI"]), "unit": "points"}
+    if nb == "06_evaluate_the_stack":
+        t = res["end_to_end_2x2"]["tests"]["fine-tuned retrieval, generator without training"]
+        return {"effect": f"end to end: {t['to']} vs {t['from']}, test success", "delta": t["Δ (pts)"],
+                "ci": _ci_pts(t["95% CI (pts)"]), "unit": "points"}
+    if nb == "07_drift_and_retraining":
+        t = next(r for r in res["paired_vs_never"] if r[next(iter(r))] == "monthly")
+        return {"effect": "monthly retraining vs never, test nDCG@10", "delta": t["Δ (pts)"], "ci": _ci_pts(t["95% CI (pts)"]),
+                "unit": "points"}
+    return None
+
+
+def record_workshop(path=WORKSHOP_RECORD, wall=ROOT / "runs" / "workshop" / "wall_seconds.tsv") -> dict:
+    """Write ``results/workshop_rehearsal.json`` after ``make run PROFILE=workshop`` on a fresh clone:
+    each notebook's own run time (``results/<notebook>.workshop.json``), its wall time under
+    papermill with the kernel's start (``runs/workshop/wall_seconds.tsv``, written by ``make run``),
+    its precision and its main effect (:func:`workshop_effect`), and whether the required effects
+    (``WORKSHOP_REQUIRED``) have their 95% CI above 0."""
+    import time
+
+    from .config import machine_info
+
+    walls = {}
+    if wall.exists():
+        for line in wall.read_text(encoding="utf-8").splitlines():
+            name, sec = line.split("\t")
+            walls[name] = float(sec)  # the last run of a notebook counts
+    rows = {}
+    for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        f = RESULTS_DIR / f"{nb.stem}.workshop.json"
+        if not f.exists():
+            raise FileNotFoundError(f"results/{f.name}: no workshop run of {nb.name}; run `make run PROFILE=workshop` first")
+        res = json.loads(f.read_text(encoding="utf-8"))
+        timings = res.get("timings", {})
+        effect = workshop_effect(nb.stem, res)
+        if effect is not None:
+            effect["required"] = nb.stem[:2] in WORKSHOP_REQUIRED
+            effect["ci above 0"] = effect["ci"][0] > 0
+        rows[nb.stem] = {"notebook (s)": timings.get("notebook total (s)", timings.get("notebook (s)")),
+                         "wall with kernel start (s)": walls.get(nb.stem), "precision": res.get("precision", "fp32"),
+                         "peak memory (GB)": res.get("peak_memory_gb"), "main effect": effect}
+    total = round(sum(r["notebook (s)"] for r in rows.values()), 1)
+    wall_total = round(sum(r["wall with kernel start (s)"] for r in rows.values()), 1) if all(
+        r["wall with kernel start (s)"] is not None for r in rows.values()) else None
+    record = {"what": "make run PROFILE=workshop on a fresh clone: each notebook's time and main effect (95% CI)",
+              "date": time.strftime("%Y-%m-%d"), "machine": machine_info(), "notebooks": rows,
+              "notebook total (s)": total, "wall total with kernel starts (s)": wall_total,
+              "every notebook within 10 minutes": all((r["wall with kernel start (s)"] or r["notebook (s)"]) <= 600
+                                                      for r in rows.values()),
+              "required effects with the CI above 0": {nb[:2]: r["main effect"]["ci above 0"] for nb, r in rows.items()
+                                                       if r["main effect"] and r["main effect"]["required"]}}
+    atomic_write_text(path, json.dumps(record, indent=1, ensure_ascii=False) + "\n")
+    return record
+
+
+def workshop_table(path=WORKSHOP_RECORD) -> str:
+    """The README's workshop table, from ``results/workshop_rehearsal.json``."""
+    if not path.exists():
+        return "No workshop rehearsal recorded yet.\n"
+    rec = json.loads(path.read_text(encoding="utf-8"))
+    out = ("| notebook | minutes (with the kernel's start) | main effect | Δ [95% CI] | CI above 0 |\n"
+           "|---|---|---|---|---|\n")
+    for nb, r in rec["notebooks"].items():
+        sec = r["wall with kernel start (s)"] or r["notebook (s)"]
+        e = r["main effect"]
+        if e is None:
+            eff, val, above = "—", "—", "—"
+        else:
+            fmt = "{:+.3f}" if e["unit"] == "AUC" else "{:+.1f}"
+            val = f"{fmt.format(e['delta'])} [{fmt.format(e['ci'][0])}, {fmt.format(e['ci'][1])}]" + (" AUC" if e["unit"] == "AUC" else " pts")
+            eff = e["effect"]
+            above = ("yes" if e["ci above 0"] else "no") + ("" if e["required"] else " (may be \"can't tell\")")
+        out += f"| {nb[:2]} | {sec / 60:.1f} | {eff} | {val} | {above} |\n"
+    tot = rec["wall total with kernel starts (s)"] or rec["notebook total (s)"]
+    out += f"| all | {tot / 60:.1f} | | | |\n"
+    m = rec["machine"]
+    out += (f"\nRecorded {rec['date']} on a fresh clone: {m.get('cpus')} CPU cores ({m.get('cpu', '?')}; "
+            f"{m.get('native bf16', '')}), `results/workshop_rehearsal.json`.\n")
+    return out
 
 
 PRECISION_RECORD = RESULTS_DIR / "precision.json"
@@ -362,6 +479,10 @@ if __name__ == "__main__":
         ref = sys.argv[sys.argv.index("--record-precision") + 1]
         r = record_precision(ref)
         print(f"results/{PRECISION_RECORD.name}: {', '.join(r['notebooks'])} against the fp32 runs at {ref}")
+    elif "--record-workshop" in sys.argv[1:]:
+        r = record_workshop()
+        print(f"results/{WORKSHOP_RECORD.name}: {r['notebook total (s)']} s over {len(r['notebooks'])} notebooks; "
+              f"required effects with the CI above 0: {r['required effects with the CI above 0']}")
     elif "--record-smoke" in sys.argv[1:]:
         r = record_smoke()
         print(f"results/{SMOKE_RECORD.name}: {r['notebook total (s)']} s over {len(r['notebooks (s)'])} notebooks")

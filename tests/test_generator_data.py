@@ -230,3 +230,17 @@ def test_forced_answers_only_where_the_model_refused(monkeypatch):
     out = gs.forced_answers(None, None, recs, [REFUSAL, "[Source 1] math.ceil: x.", REFUSAL], precision="bf16")
     assert out == ["[Source 1] forced", None, "[Source 1] forced"] and calls == [(2, "[Source", "bf16")]
     assert gs.forced_answers(None, None, recs[:1], ["[Source 1] a."]) == [None] and len(calls) == 1
+
+
+def test_decision_auc_difference_is_paired_and_signed():
+    recs = [_rec(0.1, True), _rec(0.2, True), _rec(0.3, False), _rec(0.4, False)] * 10
+    perfect, useless = [-1, -2, 3, 4] * 10, [1, 1, 1, 1] * 10
+    out = gt.decision_auc_difference(perfect, useless, recs)
+    assert out["after"] == 1.0 and out["before"] == 0.5 and out["delta"] == pytest.approx(0.5) and out["n"] == 40
+    assert 0 < out["ci_low"] <= 0.5 <= out["ci_high"]
+    back = gt.decision_auc_difference(useless, perfect, recs)
+    assert back["delta"] == pytest.approx(-0.5) and back["ci_high"] < 0
+    same = gt.decision_auc_difference(perfect, perfect, recs)
+    assert same["delta"] == 0 and same["ci_low"] == same["ci_high"] == 0
+    with pytest.raises(ValueError, match="one each per item"):
+        gt.decision_auc_difference(perfect[:3], useless, recs)

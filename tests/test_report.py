@@ -119,3 +119,35 @@ def test_lessons_name_their_best_system_without_training_and_the_readme_quotes_i
         assert lines, f"the README's headline table has no {data} line for {notebook}: run `make report`"
         names = best.values() if isinstance(best, dict) else [best]
         assert all(any(name in line for line in lines) for name in names), (notebook, data, names, lines)
+
+
+@pytest.mark.parametrize("notebook,delta", [("01_finetune_embeddings", 19.3), ("02_finetune_reranker", 8.9),
+                                            ("06_evaluate_the_stack", 3.3), ("07_drift_and_retraining", None)])
+def test_workshop_effect_reads_each_lessons_main_effect(notebook, delta):
+    """The rehearsal's effect reader on the committed cpu results (same structure as a workshop run's)."""
+    res = json.loads((report.RESULTS_DIR / f"{notebook}.json").read_text(encoding="utf-8"))
+    e = report.workshop_effect(notebook, res)
+    assert e["unit"] == "points" and e["ci"][0] <= e["delta"] <= e["ci"][1]
+    if delta is not None:
+        assert e["delta"] == delta
+    assert report.workshop_effect("00_explore_data_and_baselines", {}) is None
+
+
+def test_workshop_effect_of_notebook_03_is_the_paired_auc_difference():
+    res = {"decision_auc_sft_minus_prompt": {"n": 60, "before": 0.5, "after": 0.8, "delta": 0.3, "ci_low": 0.12, "ci_high": 0.46}}
+    assert report.workshop_effect("03_finetune_generator_sft", res) == {
+        "effect": "SFT decision AUC minus the prompt baseline's, test (paired bootstrap)", "delta": 0.3, "ci": [0.12, 0.46],
+        "unit": "AUC"}
+
+
+def test_readme_workshop_table_is_the_recorded_rehearsal():
+    """The README's workshop table against results/workshop_rehearsal.json (written by
+    `python -m searchtune_utils.report --record-workshop` after `make run PROFILE=workshop` on a fresh clone)."""
+    record = report.WORKSHOP_RECORD
+    assert record.exists(), "results/workshop_rehearsal.json is missing: run `make run PROFILE=workshop`, then the command above"
+    rec = json.loads(record.read_text(encoding="utf-8"))
+    assert set(rec["notebooks"]) == {p.stem for p in (report.ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}, \
+        "the record does not cover every notebook: record again"
+    readme = (report.ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split(report.WORKSHOP_START, 1)[1].split(report.WORKSHOP_END, 1)[0]
+    assert block.strip() == report.workshop_table().strip(), "README's workshop table differs from the record: run `make report`"

@@ -26,7 +26,7 @@ CPU_2PROC = train.ACCELERATE_CONFIGS / "cpu_2proc.yaml"
 def test_parameters_come_from_the_notebooks_parameters_cells():
     for notebook in (train.EMBEDDER_NOTEBOOK, train.GENERATOR_NOTEBOOK):
         params = train.notebook_parameters(notebook)
-        assert set(params["PROFILES"]) == {"smoke", "cpu", "gpu"} and isinstance(params["SEED"], int)
+        assert set(params["PROFILES"]) == {"smoke", "workshop", "cpu", "gpu"} and isinstance(params["SEED"], int)
     smoke, seed = train.profile_parameters(train.EMBEDDER_NOTEBOOK, "smoke")
     assert seed == train.notebook_parameters(train.EMBEDDER_NOTEBOOK)["SEED"]
     assert {"batch_size", "embedder", "learning_rate", "max_queries"} <= set(smoke)
