@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from pathlib import Path
 
 from .config import BUILT_IN_DATASETS, DEFAULT_DATASET, RESULTS_DIR, ROOT, atomic_write_text
 
@@ -339,12 +340,14 @@ def workshop_effect(nb: str, res: dict) -> dict | None:
     return None
 
 
-def record_workshop(path=WORKSHOP_RECORD, wall=ROOT / "runs" / "workshop" / "wall_seconds.tsv") -> dict:
+def record_workshop(path=WORKSHOP_RECORD, wall=ROOT / "runs" / "workshop" / "wall_seconds.tsv", fp32_results=None) -> dict:
     """Write ``results/workshop_rehearsal.json`` after ``make run PROFILE=workshop`` on a fresh clone:
     each notebook's own run time (``results/<notebook>.workshop.json``), its wall time under
     papermill with the kernel's start (``runs/workshop/wall_seconds.tsv``, written by ``make run``),
     its precision and its main effect (:func:`workshop_effect`), and whether the required effects
-    (``WORKSHOP_REQUIRED``) have their 95% CI above 0."""
+    (``WORKSHOP_REQUIRED``) have their 95% CI above 0. ``fp32_results``: a folder with the
+    ``<notebook>.workshop.json`` files of the same notebooks re-run with ``SEARCHTUNE_PRECISION=fp32``
+    on the same machine; their times go in beside (the same-machine speed-up of ``auto``)."""
     import time
 
     from .config import machine_info
@@ -368,6 +371,13 @@ def record_workshop(path=WORKSHOP_RECORD, wall=ROOT / "runs" / "workshop" / "wal
         rows[nb.stem] = {"notebook (s)": timings.get("notebook total (s)", timings.get("notebook (s)")),
                          "wall with kernel start (s)": walls.get(nb.stem), "precision": res.get("precision", "fp32"),
                          "peak memory (GB)": res.get("peak_memory_gb"), "main effect": effect}
+        fp32 = Path(fp32_results) / f.name if fp32_results else None
+        if fp32 is not None and fp32.exists():
+            other = json.loads(fp32.read_text(encoding="utf-8"))
+            sec = other.get("timings", {}).get("notebook total (s)")
+            if other.get("precision") == "fp32" and sec:
+                rows[nb.stem]["fp32 run, same machine (s)"] = sec
+                rows[nb.stem]["fp32 / this run"] = round(sec / rows[nb.stem]["notebook (s)"], 2)
     total = round(sum(r["notebook (s)"] for r in rows.values()), 1)
     wall_total = round(sum(r["wall with kernel start (s)"] for r in rows.values()), 1) if all(
         r["wall with kernel start (s)"] is not None for r in rows.values()) else None
@@ -387,8 +397,8 @@ def workshop_table(path=WORKSHOP_RECORD) -> str:
     if not path.exists():
         return "No workshop rehearsal recorded yet.\n"
     rec = json.loads(path.read_text(encoding="utf-8"))
-    out = ("| notebook | minutes (with the kernel's start) | main effect | Δ [95% CI] | CI above 0 |\n"
-           "|---|---|---|---|---|\n")
+    out = ("| notebook | minutes (with the kernel's start) | fp32, same machine | main effect | Δ [95% CI] | CI above 0 |\n"
+           "|---|---|---|---|---|---|\n")
     for nb, r in rec["notebooks"].items():
         sec = r["wall with kernel start (s)"] or r["notebook (s)"]
         e = r["main effect"]
@@ -399,9 +409,11 @@ def workshop_table(path=WORKSHOP_RECORD) -> str:
             val = f"{fmt.format(e['delta'])} [{fmt.format(e['ci'][0])}, {fmt.format(e['ci'][1])}]" + (" AUC" if e["unit"] == "AUC" else " pts")
             eff = e["effect"]
             above = ("yes" if e["ci above 0"] else "no") + ("" if e["required"] else " (may be \"can't tell\")")
-        out += f"| {nb[:2]} | {sec / 60:.1f} | {eff} | {val} | {above} |\n"
+        fp32 = r.get("fp32 run, same machine (s)")
+        fp32_text = f"{fp32 / 60:.1f} min ({r['fp32 / this run']:.2f}×)" if fp32 else "—"
+        out += f"| {nb[:2]} | {sec / 60:.1f} | {fp32_text} | {eff} | {val} | {above} |\n"
     tot = rec["wall total with kernel starts (s)"] or rec["notebook total (s)"]
-    out += f"| all | {tot / 60:.1f} | | | |\n"
+    out += f"| all | {tot / 60:.1f} | | | | |\n"
     m = rec["machine"]
     out += (f"\nRecorded {rec['date']} on a fresh clone: {m.get('cpus')} CPU cores ({m.get('cpu', '?')}; "
             f"{m.get('native bf16', '')}), `results/workshop_rehearsal.json`.\n")
@@ -480,7 +492,8 @@ if __name__ == "__main__":
         r = record_precision(ref)
         print(f"results/{PRECISION_RECORD.name}: {', '.join(r['notebooks'])} against the fp32 runs at {ref}")
     elif "--record-workshop" in sys.argv[1:]:
-        r = record_workshop()
+        args = sys.argv[1:]
+        r = record_workshop(fp32_results=args[args.index("--fp32") + 1] if "--fp32" in args else None)
         print(f"results/{WORKSHOP_RECORD.name}: {r['notebook total (s)']} s over {len(r['notebooks'])} notebooks; "
               f"required effects with the CI above 0: {r['required effects with the CI above 0']}")
     elif "--record-smoke" in sys.argv[1:]:

@@ -151,3 +151,35 @@ def test_readme_workshop_table_is_the_recorded_rehearsal():
     readme = (report.ROOT / "README.md").read_text(encoding="utf-8")
     block = readme.split(report.WORKSHOP_START, 1)[1].split(report.WORKSHOP_END, 1)[0]
     assert block.strip() == report.workshop_table().strip(), "README's workshop table differs from the record: run `make report`"
+
+
+def test_record_workshop_from_a_rehearsals_files(tmp_path, monkeypatch):
+    """record_workshop on a rehearsal's files (here: the committed cpu results under workshop names), with the
+    wall times make run logs and an fp32 re-run of one notebook; workshop_table renders the record."""
+    results = tmp_path / "results"
+    results.mkdir()
+    notebooks = sorted(p.stem for p in (report.ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    for nb in notebooks:
+        res = json.loads((report.RESULTS_DIR / f"{nb}.json").read_text(encoding="utf-8"))
+        if nb.startswith("03"):
+            res["decision_auc_sft_minus_prompt"] = {"n": 300, "before": 0.5, "after": 0.9, "delta": 0.4, "ci_low": 0.3,
+                                                    "ci_high": 0.5}
+        (results / f"{nb}.workshop.json").write_text(json.dumps(res))
+    fp32 = tmp_path / "fp32"
+    fp32.mkdir()
+    (fp32 / "03_finetune_generator_sft.workshop.json").write_text(json.dumps(
+        {"precision": "fp32", "timings": {"notebook total (s)": 2 * json.loads(
+            (results / "03_finetune_generator_sft.workshop.json").read_text())["timings"]["notebook total (s)"]}}))
+    wall = tmp_path / "wall_seconds.tsv"
+    wall.write_text("".join(f"{nb}\t{100 + i}\n" for i, nb in enumerate(notebooks)) + f"{notebooks[0]}\t7\n")
+    monkeypatch.setattr(report, "RESULTS_DIR", results)
+    rec = report.record_workshop(tmp_path / "record.json", wall, fp32)
+    assert set(rec["notebooks"]) == set(notebooks)
+    assert rec["notebooks"][notebooks[0]]["wall with kernel start (s)"] == 7  # the last run counts
+    assert rec["notebooks"]["01_finetune_embeddings"]["main effect"]["ci above 0"] is True
+    assert rec["required effects with the CI above 0"]["06"] is False  # the cpu run's +3.3 [-4.2, +10.8]
+    assert rec["notebooks"]["03_finetune_generator_sft"]["fp32 / this run"] == 2.0
+    assert "fp32 / this run" not in rec["notebooks"]["05_rewrite_queries"]
+    table = report.workshop_table(tmp_path / "record.json")
+    assert "| 03 |" in table and "(2.00×)" in table and "+0.400 [+0.300, +0.500] AUC | yes |" in table
+    assert "| 06 |" in table and "| no |" in table and "| all |" in table
