@@ -115,3 +115,39 @@ def test_rrf_fuses_ranks_not_scores():
     assert retrieval.rrf([bm25, dense], depth=1)["q"] == {"a": pytest.approx(1 / 61), "b": pytest.approx(1 / 61)}
     with pytest.raises(ValueError, match="k must be positive"):
         retrieval.rrf([bm25], k=0)
+
+
+class _CountingEncoder(torch.nn.Module):
+    """A stand-in for a SentenceTransformer: one weight, counts its encode calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(3))
+        self.max_seq_length, self.calls = 128, 0
+
+    def encode_document(self, texts, **kwargs):
+        self.calls += 1
+        return torch.nn.functional.normalize(torch.stack([self.weight * (len(t) + i) for i, t in enumerate(texts)]), dim=-1)
+
+
+def test_encode_corpus_caches_by_model_weights_and_passages(tmp_path, monkeypatch):
+    from searchtune_utils import config
+
+    monkeypatch.setattr(config, "ARTIFACTS_DIR", tmp_path)
+    monkeypatch.setattr(retrieval, "CACHE_MIN_PASSAGES", 2)
+    corpus = {"a": {"title": "", "text": "one"}, "b": {"title": "", "text": "three"}}
+    model = _CountingEncoder()
+    ids, first = retrieval.encode_corpus(model, corpus)
+    ids2, again = retrieval.encode_corpus(model, corpus)
+    assert model.calls == 1 and ids == ids2 == ["a", "b"] and torch.equal(first, again)  # read back, not encoded again
+    assert len(list((tmp_path / "cache" / "embeddings").glob("*.pt"))) == 1
+    with torch.no_grad():
+        model.weight.mul_(2)  # "trained further": a new key
+    retrieval.encode_corpus(model, corpus)
+    retrieval.encode_corpus(model, {**corpus, "c": {"title": "", "text": "x"}})  # another corpus
+    assert model.calls == 3
+    retrieval.encode_corpus(model, {"a": corpus["a"]})  # below CACHE_MIN_PASSAGES: encoded, not cached
+    retrieval.encode_corpus(model, corpus, cache=False)
+    monkeypatch.setenv("SEARCHTUNE_ENCODE_CACHE", "0")
+    retrieval.encode_corpus(model, corpus)
+    assert model.calls == 6 and len(list((tmp_path / "cache" / "embeddings").glob("*.pt"))) == 3
