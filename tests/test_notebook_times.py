@@ -162,3 +162,21 @@ def test_readme_smoke_rehearsal_time_agrees_with_the_recorded_rehearsal():
     problem = check_time("README (make run PROFILE=smoke)", text, SMOKE_TIME, SMOKE_FORM,
                          recorded["notebook total (s)"], "results/smoke_rehearsal.json")
     assert problem is None, problem
+
+
+WORKSHOP_FORM = "about {n} {unit} in the `workshop` profile"
+WORKSHOP_TIME = re.compile(r"\babout (\d+) (minutes?) in the `workshop` profile")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_header_workshop_time_agrees_with_the_recorded_rehearsal(path):
+    """The header's workshop time against results/workshop_rehearsal.json (wall time with the kernel's start);
+    where the rehearsal's main effect has its interval touching 0, the row says the effect does not show."""
+    record = json.loads((RESULTS / "workshop_rehearsal.json").read_text(encoding="utf-8"))["notebooks"][path.stem]
+    row = time_row(json.loads(path.read_text(encoding="utf-8")))
+    seconds = record["wall with kernel start (s)"] or record["notebook (s)"]
+    problem = check_time(path.stem, row, WORKSHOP_TIME, WORKSHOP_FORM, seconds, "results/workshop_rehearsal.json")
+    assert problem is None, problem
+    effect = record["main effect"]
+    if effect and effect["required"] and not effect["ci above 0"]:
+        assert "main effect does not show" in row, f"{path.stem}: say in the Time row that the main effect does not show at workshop size"
